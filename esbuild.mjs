@@ -1,0 +1,42 @@
+// Bundles the extension, the CLI, the verifier worker and the webview app into dist/,
+// and copies sql.js's WASM beside them (the verifier locates it explicitly).
+import { build } from 'esbuild';
+import { copyFile, mkdir, chmod } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+const require = createRequire(import.meta.url);
+const production = process.argv.includes('--production');
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  sourcemap: !production,
+  minify: production,
+  logLevel: 'warning',
+};
+
+await mkdir('dist', { recursive: true });
+const jobs = [
+  build({ ...common, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js', external: ['vscode'] }),
+  build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } }),
+  build({ ...common, entryPoints: ['src/core/verify/worker.ts'], outfile: 'dist/verifyWorker.js' }),
+];
+if (existsSync('webview/main.ts')) {
+  jobs.push(
+    build({
+      ...common,
+      platform: 'browser',
+      format: 'esm',
+      target: 'es2022',
+      entryPoints: ['webview/main.ts'],
+      outfile: 'dist/webview.js',
+      minify: true,
+    }),
+  );
+}
+await Promise.all(jobs);
+await copyFile(path.join(path.dirname(require.resolve('sql.js')), 'sql-wasm.wasm'), 'dist/sql-wasm.wasm');
+await chmod('dist/cli.js', 0o755);
