@@ -1,0 +1,1 @@
+console.log('lifeboat: work in progress');

@@ -1,0 +1,2 @@
+// Placeholder: the sql.js verifier worker.
+export {};
