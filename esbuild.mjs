@@ -16,6 +16,10 @@ const common = {
   sourcemap: !production,
   minify: production,
   logLevel: 'warning',
+  // ESM entry points first: jsonc-parser's UMD build hides its requires from bundlers.
+  mainFields: ['module', 'main'],
+  // yazl's CRC32 through Node's native zlib.crc32 instead of a JavaScript table.
+  alias: { 'buffer-crc32': './src/core/archive/crc32Shim.ts' },
 };
 
 await mkdir('dist', { recursive: true });

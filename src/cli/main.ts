@@ -1,1 +1,360 @@
-console.log('lifeboat: work in progress');
+import { spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { formatLogEntry } from '../core/catalog/backupLog';
+import { BACKUP_KINDS, isVerified, type BackupKind, type BackupRecord } from '../core/model';
+import { Engine, formatBytes } from '../core/engine';
+import { BackupError } from '../core/errors';
+import { computeStats } from '../core/stats';
+import { applyPolicy, isEmptyPolicy, parsePolicyJson, type PolicySnapshot } from '../core/retention/policy';
+import { loadSettings, type CliSettings } from './settings';
+import { stderrLogger } from './logger';
+
+const EXIT = { ok: 0, failed: 1, usage: 2, damage: 3 } as const;
+
+const USAGE = `lifeboat: verified backups of SQLite databases
+
+Usage:
+  lifeboat backup <db> [--dir D] [--kind K] [--json]
+  lifeboat list [<db>] [--dir D] [--json]
+  lifeboat stats [--dir D] [--json]
+  lifeboat verify <archive> | --all [--dir D] [--json]
+  lifeboat restore <archive> [--to PATH] [--force] [--json]
+  lifeboat log [--dir D] [--json] [--limit N]
+  lifeboat run [--db DB] [--dir D] -- <command...>
+  lifeboat rotate [--dir D] [--dry-run] [--force] [--json]
+  lifeboat pin <archive> | unpin <archive>
+  lifeboat policy --snapshots S.json --policy P.json
+
+Exit codes: 0 ok, 1 failed, 2 usage error, 3 damage found.
+Settings: the lifeboat.* keys of the nearest .vscode/settings.json, or a lifeboat.json
+beside the database; flags override. Without them --dir defaults to backups/ beside the database.`;
+
+class UsageError extends Error {}
+
+type Options = Record<string, string | boolean | undefined>;
+
+function parse(argv: string[], options: ParseArgsConfig['options']): { opts: Options; pos: string[] } {
+  try {
+    const r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return { opts: r.values as Options, pos: r.positionals };
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/\. To specify a positional.*$/s, ''));
+  }
+}
+
+function print(s: string): void {
+  process.stdout.write(s.endsWith('\n') ? s : s + '\n');
+}
+
+function json(v: unknown): void {
+  print(JSON.stringify(v, null, 2));
+}
+
+/** The backup directory: --dir, else the settings' directory, else backups/ beside the database. */
+function resolveDir(opts: Options, cfg: CliSettings, db?: string): string {
+  if (typeof opts.dir === 'string') return path.resolve(opts.dir);
+  if (cfg.source) return path.resolve(cfg.base, cfg.settings.directory);
+  if (db) return path.join(path.dirname(path.resolve(db)), 'backups');
+  return path.resolve(cfg.base, cfg.settings.directory);
+}
+
+function localTime(iso: string): string {
+  return iso.replace('T', ' ').replace(/\.\d+/, '');
+}
+
+function verificationLabel(r: BackupRecord): string {
+  if (r.manifest.sourceDamaged) return 'SOURCE DAMAGED';
+  const v = r.state.lastVerify ?? r.manifest.verification;
+  if (r.state.lastVerify && !r.state.lastVerify.archiveOk) return 'DAMAGED';
+  if (v.status === 'ok') return v.notChecked.length ? `verified (${v.notChecked.length} virtual not checked)` : 'verified';
+  if (v.status === 'skipped') return 'not verified';
+  return 'FAILED';
+}
+
+async function cmdBackup(argv: string[], engine: Engine): Promise<number> {
+  const { opts, pos } = parse(argv, { dir: { type: 'string' }, kind: { type: 'string' }, json: { type: 'boolean' } });
+  if (pos.length !== 1) throw new UsageError('backup needs exactly one database path');
+  const db = path.resolve(pos[0]);
+  const kind = (opts.kind ?? 'manual') as BackupKind;
+  if (!BACKUP_KINDS.includes(kind)) throw new UsageError(`--kind must be one of ${BACKUP_KINDS.join(', ')} (got ${opts.kind})`);
+  const cfg = loadSettings(path.dirname(db), db);
+  const dir = resolveDir(opts, cfg, db);
+  const res = await engine.backup(db, { dir, kind, settings: cfg.settings, trigger: 'cli' });
+  if (opts.json) json(res.record.manifest);
+  else print(res.record.path);
+  if (res.sourceDamaged) {
+    process.stderr.write(`lifeboat: ${db} is damaged: ${res.record.manifest.verification.problems.slice(0, 3).join('; ')} (the backup was kept: ${res.record.path})\n`);
+    return EXIT.damage;
+  }
+  if (!res.verified) {
+    process.stderr.write(`lifeboat: ${res.record.path} was written but not verified: ${res.record.manifest.verification.skippedReason ?? 'verification skipped'}\n`);
+    return EXIT.failed;
+  }
+  return EXIT.ok;
+}
+
+async function cmdList(argv: string[], engine: Engine): Promise<number> {
+  const { opts, pos } = parse(argv, { dir: { type: 'string' }, json: { type: 'boolean' } });
+  if (pos.length > 1) throw new UsageError('list takes at most one database path');
+  const db = pos[0] ? path.resolve(pos[0]) : undefined;
+  const cfg = loadSettings(db ? path.dirname(db) : process.cwd(), db);
+  const dir = resolveDir(opts, cfg, db);
+  const { records, broken } = await engine.list(dir, db);
+  if (opts.json) {
+    json({ dir, backups: records.map((r) => ({ id: r.id, path: r.path, size: r.archiveSize, kind: r.manifest.kind, created: r.manifest.created, source: r.manifest.source.path, verified: isVerified(r), pinned: !!r.state.pinned, sourceDamaged: r.manifest.sourceDamaged })), broken });
+    return EXIT.ok;
+  }
+  if (!records.length) print(`no backups in ${dir}`);
+  for (const r of records) {
+    print(`${localTime(r.manifest.created)}  ${r.manifest.kind.padEnd(11)} ${formatBytes(r.archiveSize).padStart(8)}  ${verificationLabel(r).padEnd(10)}${r.state.pinned ? ' pinned' : ''}  ${r.id}`);
+  }
+  for (const b of broken) process.stderr.write(`lifeboat: unreadable archive ${b.path}: ${b.error}\n`);
+  return EXIT.ok;
+}
+
+async function cmdStats(argv: string[], engine: Engine): Promise<number> {
+  const { opts, pos } = parse(argv, { dir: { type: 'string' }, json: { type: 'boolean' } });
+  if (pos.length) throw new UsageError('stats takes no positional arguments');
+  const cfg = loadSettings(process.cwd());
+  const dir = resolveDir(opts, cfg);
+  const catalog = engine.catalog(dir);
+  const { records } = await catalog.list();
+  const s = computeStats(records, await catalog.log.read(), engine.clock.now());
+  if (opts.json) {
+    json({ dir, ...s });
+    return EXIT.ok;
+  }
+  print(`directory      ${dir}`);
+  print(`backups        ${s.count} (${formatBytes(s.totalSize)}), ${s.verified} verified`);
+  print(`oldest         ${s.oldest ? localTime(s.oldest) : '-'}`);
+  print(`newest         ${s.newest ? localTime(s.newest) : '-'}`);
+  for (const [k, v] of Object.entries(s.perKind)) print(`  ${k.padEnd(12)} ${v.count} (${formatBytes(v.size)})`);
+  print(`last success   ${s.lastSuccess ? localTime(s.lastSuccess.time) : '-'}`);
+  print(`last failure   ${s.lastFailure ? `${localTime(s.lastFailure.time)}: ${s.lastFailure.reason}` : '-'}`);
+  return EXIT.ok;
+}
+
+async function cmdVerify(argv: string[], engine: Engine): Promise<number> {
+  const { opts, pos } = parse(argv, { dir: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' } });
+  if (opts.all ? pos.length !== 0 : pos.length !== 1) throw new UsageError('verify needs one archive path, or --all');
+  let archives: string[];
+  let settingsFrom: string;
+  if (opts.all) {
+    const cfg = loadSettings(process.cwd());
+    const dir = resolveDir(opts, cfg);
+    const { records, broken } = await engine.list(dir);
+    archives = [...records.map((r) => r.path), ...broken.map((b) => b.path)];
+    settingsFrom = dir;
+  } else {
+    archives = [path.resolve(pos[0])];
+    settingsFrom = path.dirname(archives[0]);
+  }
+  const cfg = loadSettings(settingsFrom);
+  let damaged = 0;
+  const results = [];
+  for (const a of archives) {
+    let ok = false;
+    let problems: string[] = [];
+    let notChecked: string[] = [];
+    try {
+      const r = await engine.verifyArchive(a, cfg.settings);
+      ok = r.ok;
+      problems = r.problems;
+      notChecked = r.report?.notChecked ?? [];
+    } catch (e) {
+      if (!BackupError.is(e) || e.reason === 'cancelled' || e.reason === 'notFound') throw e;
+      problems = [e.message];
+    }
+    if (!ok) damaged++;
+    results.push({ archive: a, ok, problems, notChecked });
+    if (!opts.json) {
+      print(`${ok ? 'ok     ' : 'DAMAGED'}  ${a}${notChecked.length ? `  (not checked: ${notChecked.join(', ')})` : ''}`);
+      for (const p of problems.slice(0, 10)) print(`         ${p}`);
+    }
+  }
+  if (opts.json) json({ ok: damaged === 0, results });
+  else if (opts.all) print(`${archives.length - damaged} ok, ${damaged} damaged`);
+  return damaged ? EXIT.damage : EXIT.ok;
+}
+
+async function cmdRestore(argv: string[], engine: Engine): Promise<number> {
+  const { opts, pos } = parse(argv, { to: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' }, dir: { type: 'string' } });
+  if (pos.length !== 1) throw new UsageError('restore needs exactly one archive path');
+  const archive = path.resolve(pos[0]);
+  const cfg = loadSettings(path.dirname(archive));
+  const res = await engine.restore(archive, {
+    to: typeof opts.to === 'string' ? opts.to : undefined,
+    force: !!opts.force,
+    settings: cfg.settings,
+    dir: typeof opts.dir === 'string' ? path.resolve(opts.dir) : undefined,
+  });
+  if (opts.json) json({ target: res.target, restored: res.manifest.id, preRestore: res.preRestore?.path ?? null });
+  else {
+    print(`restored ${res.manifest.id} to ${res.target}`);
+    if (res.preRestore) print(`the previous state is saved in ${res.preRestore.path}`);
+  }
+  return EXIT.ok;
+}
+
+async function cmdLog(argv: string[], engine: Engine): Promise<number> {
+  const { opts, pos } = parse(argv, { dir: { type: 'string' }, json: { type: 'boolean' }, limit: { type: 'string' } });
+  if (pos.length) throw new UsageError('log takes no positional arguments');
+  const limit = opts.limit === undefined ? undefined : Number(opts.limit);
+  if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new UsageError(`--limit must be a positive whole number (got ${opts.limit})`);
+  const cfg = loadSettings(process.cwd());
+  const dir = resolveDir(opts, cfg);
+  const entries = await engine.catalog(dir).log.read(limit);
+  if (opts.json) json(entries);
+  else if (!entries.length) print(`the backup log in ${dir} is empty`);
+  else for (const e of entries) print(formatLogEntry(e));
+  return EXIT.ok;
+}
+
+async function cmdRun(argv: string[], engine: Engine): Promise<number> {
+  const sep = argv.indexOf('--');
+  if (sep < 0 || sep === argv.length - 1) throw new UsageError('run needs a command after --, e.g. lifeboat run --db app.db -- npx prisma migrate deploy');
+  const { opts, pos } = parse(argv.slice(0, sep), { db: { type: 'string' }, dir: { type: 'string' } });
+  if (pos.length) throw new UsageError(`unexpected argument before --: ${pos[0]}`);
+  const command = argv.slice(sep + 1);
+  const cfg = loadSettings(process.cwd(), typeof opts.db === 'string' ? opts.db : undefined);
+  const dbs = typeof opts.db === 'string' ? [path.resolve(opts.db)] : cfg.settings.databases.map((d) => path.resolve(cfg.base, d));
+  if (!dbs.length) throw new UsageError('run needs --db, or lifeboat.databases in the settings');
+  for (const db of dbs) {
+    const res = await engine.backupBeforeMigration(db, { dir: resolveDir(opts, cfg, db), settings: cfg.settings, trigger: `before: ${command.join(' ')}` });
+    process.stderr.write(`lifeboat: backed up ${db} to ${res.record.path}\n`);
+  }
+  return new Promise((resolve) => {
+    const child = spawn(command[0], command.slice(1), { stdio: 'inherit', shell: process.platform === 'win32' });
+    child.on('error', (e) => {
+      process.stderr.write(`lifeboat: cannot run ${command[0]}: ${e.message}\n`);
+      resolve(127);
+    });
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + (os.constants.signals[signal] ?? 15) : 1)));
+  });
+}
+
+async function cmdRotate(argv: string[], engine: Engine): Promise<number> {
+  const { opts, pos } = parse(argv, { dir: { type: 'string' }, 'dry-run': { type: 'boolean' }, force: { type: 'boolean' }, json: { type: 'boolean' } });
+  if (pos.length) throw new UsageError('rotate takes no positional arguments');
+  const cfg = loadSettings(process.cwd());
+  const dir = resolveDir(opts, cfg);
+  const plan = await engine.rotate(dir, cfg.settings, { dryRun: !!opts['dry-run'], force: !!opts.force });
+  if (opts.json) json({ dir, dryRun: !!opts['dry-run'], ...plan });
+  else {
+    for (const k of plan.keep) print(`keep    ${k.id}  (${k.reasons.join(', ')})`);
+    for (const r of plan.remove) print(`${opts['dry-run'] || plan.refused ? 'would delete' : 'deleted'}  ${r.id}  (${r.reasons.join(', ')})`);
+  }
+  if (plan.refused) {
+    process.stderr.write(`lifeboat: rotation refused: ${plan.refused}; run with --force to delete anyway\n`);
+    return EXIT.failed;
+  }
+  return EXIT.ok;
+}
+
+async function cmdPin(argv: string[], engine: Engine, pinned: boolean): Promise<number> {
+  const { pos } = parse(argv, {});
+  if (pos.length !== 1) throw new UsageError(`${pinned ? 'pin' : 'unpin'} needs exactly one archive path`);
+  const r = await engine.setPinned(pos[0], pinned);
+  print(`${pinned ? 'pinned' : 'unpinned'} ${r.path}`);
+  return EXIT.ok;
+}
+
+async function readJsonFile(file: string, flag: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`${flag} ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`${flag} ${file}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+async function cmdPolicy(argv: string[]): Promise<number> {
+  const { opts, pos } = parse(argv, { snapshots: { type: 'string' }, policy: { type: 'string' } });
+  if (pos.length || typeof opts.snapshots !== 'string' || typeof opts.policy !== 'string') {
+    throw new UsageError('policy needs --snapshots S.json and --policy P.json');
+  }
+  const snaps = await readJsonFile(opts.snapshots, '--snapshots');
+  if (!Array.isArray(snaps) || !snaps.every((s) => s && typeof s.id === 'string' && typeof s.time === 'string' && !Number.isNaN(Date.parse(s.time)))) {
+    throw new UsageError(`--snapshots ${opts.snapshots}: must be a list of {"id", "time"} with RFC 3339 times`);
+  }
+  let policy;
+  try {
+    policy = parsePolicyJson(await readJsonFile(opts.policy, '--policy'));
+  } catch (e) {
+    if (BackupError.is(e)) throw new UsageError(`--policy ${opts.policy}: ${e.message}`);
+    throw e;
+  }
+  if (isEmptyPolicy(policy)) throw new UsageError(`--policy ${opts.policy}: the policy is empty; it would remove every snapshot, so it is refused`);
+  const r = applyPolicy(snaps as PolicySnapshot[], policy);
+  const reasons: Record<string, string[]> = {};
+  for (const [id, k] of Object.entries(r.reasons)) reasons[id] = k.matches;
+  json({ keep: r.keep, remove: r.remove, reasons });
+  return EXIT.ok;
+}
+
+/** Runs the CLI; resolves to the exit code. Errors are printed once, on one line. */
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  const engine = new Engine({ logger: stderrLogger(!!process.env.LIFEBOAT_DEBUG) });
+  try {
+    switch (cmd) {
+      case 'backup':
+        return await cmdBackup(rest, engine);
+      case 'list':
+        return await cmdList(rest, engine);
+      case 'stats':
+        return await cmdStats(rest, engine);
+      case 'verify':
+        return await cmdVerify(rest, engine);
+      case 'restore':
+        return await cmdRestore(rest, engine);
+      case 'log':
+        return await cmdLog(rest, engine);
+      case 'run':
+        return await cmdRun(rest, engine);
+      case 'rotate':
+        return await cmdRotate(rest, engine);
+      case 'pin':
+        return await cmdPin(rest, engine, true);
+      case 'unpin':
+        return await cmdPin(rest, engine, false);
+      case 'policy':
+        return await cmdPolicy(rest);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        print(USAGE);
+        return cmd === undefined ? EXIT.usage : EXIT.ok;
+      default:
+        throw new UsageError(`unknown command: ${cmd}`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`lifeboat: ${e.message} (see lifeboat --help)\n`);
+      return EXIT.usage;
+    }
+    if (BackupError.is(e)) {
+      process.stderr.write(`lifeboat: ${e.message}\n`);
+      if (e.reason === 'badConfig' || e.reason === 'usage') return EXIT.usage;
+      if (e.reason === 'verifyFailed') return EXIT.damage;
+      return EXIT.failed;
+    }
+    process.stderr.write(`lifeboat: unexpected error: ${(e as Error)?.stack ?? String(e)}\n`);
+    return EXIT.failed;
+  }
+}
+
+if (require.main === module) {
+  void main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -44,6 +44,18 @@ export const ARCHIVE_FORMAT_VERSION = 1;
 export const IMAGE_ENTRY = 'database.sqlite';
 export const MANIFEST_ENTRY = 'manifest.json';
 
+/** A cheap fingerprint of a live database: size, mtime, change counter, WAL state. */
+export interface SourceStateRecord {
+  size: number;
+  mtimeMs: number;
+  changeCounter: number;
+  walSize: number;
+  walMtimeMs: number;
+  walSalt1?: number;
+  walSalt2?: number;
+  walMxFrame?: number;
+}
+
 /** manifest.json: everything known about a backup when it was made. Immutable once written. */
 export interface Manifest {
   format: typeof ARCHIVE_FORMAT;
@@ -65,6 +77,11 @@ export interface Manifest {
     changeCounter: number;
     /** WAL frames folded into the image. */
     walFrames: number;
+    /**
+     * The source's state read just before the snapshot (see `readSourceState`): a later
+     * state equal to it means the database is unchanged since this backup.
+     */
+    state?: SourceStateRecord;
   };
   image: {
     entry: string;

@@ -1,0 +1,44 @@
+// `npm start`: backs up a demo database it creates (demo/app.db), then lists and verifies
+// the backups, all through the real CLI. `npm start -- path/to/app.db` backs up yours.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+const require = createRequire(import.meta.url);
+const cli = path.resolve('dist/cli.js');
+const run = (...args) => {
+  console.log(`\n$ lifeboat ${args.join(' ')}`);
+  const r = spawnSync(process.execPath, [cli, ...args], { stdio: 'inherit' });
+  return r.status ?? 1;
+};
+
+let db = process.argv[2];
+if (!db) {
+  db = path.resolve('demo/app.db');
+  if (!existsSync(db)) {
+    mkdirSync(path.dirname(db), { recursive: true });
+    // sql.js (already a dependency) makes the demo database, so no sqlite3 binary is needed.
+    const initSqlJs = require('sql.js');
+    const SQL = await initSqlJs({ locateFile: (f) => path.resolve('dist', f) });
+    const d = new SQL.Database();
+    d.run(`CREATE TABLE employees(id INTEGER PRIMARY KEY, name TEXT NOT NULL, role TEXT, hired TEXT);
+           CREATE TABLE departments(id INTEGER PRIMARY KEY, name TEXT UNIQUE);
+           CREATE INDEX employees_role ON employees(role);`);
+    const roles = ['engineer', 'designer', 'manager', 'analyst'];
+    for (let i = 1; i <= 500; i++) {
+      d.run('INSERT INTO employees(name, role, hired) VALUES (?, ?, ?)', [`Employee ${i}`, roles[i % roles.length], `2020-01-${String((i % 28) + 1).padStart(2, '0')}`]);
+    }
+    for (const n of ['Platform', 'Product', 'Data']) d.run('INSERT INTO departments(name) VALUES (?)', [n]);
+    writeFileSync(db, Buffer.from(d.export()));
+    d.close();
+    console.log(`created the demo database ${path.relative(process.cwd(), db)} (500 employees)`);
+  }
+}
+
+const dir = path.join(path.dirname(path.resolve(db)), 'backups');
+let status = run('backup', db);
+if (status === 0) status = run('list', db) || status;
+if (status === 0) status = run('verify', '--all', '--dir', dir);
+if (status === 0) run('log', '--dir', dir, '--limit', '5');
+process.exit(status);
