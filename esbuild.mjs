@@ -20,6 +20,17 @@ const common = {
   mainFields: ['module', 'main'],
   // yazl's CRC32 through Node's native zlib.crc32 instead of a JavaScript table.
   alias: { 'buffer-crc32': './src/core/archive/crc32Shim.ts' },
+  plugins: [
+    {
+      // yazl's deflate on several threads (pigz-style blocks); see src/core/archive/yazlZlib.ts.
+      name: 'yazl-parallel-deflate',
+      setup(b) {
+        b.onResolve({ filter: /^zlib$/ }, (args) =>
+          /[\\/]node_modules[\\/]yazl[\\/]/.test(args.importer) ? { path: path.resolve('src/core/archive/yazlZlib.ts') } : undefined,
+        );
+      },
+    },
+  ],
 };
 
 await mkdir('dist', { recursive: true });
@@ -27,6 +38,8 @@ const jobs = [
   build({ ...common, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js', external: ['vscode'] }),
   build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } }),
   build({ ...common, entryPoints: ['src/core/verify/worker.ts'], outfile: 'dist/verifyWorker.js' }),
+  // The benchmark's in-process runner, bundled exactly like the CLI (not shipped in the VSIX).
+  build({ ...common, entryPoints: ['bench/child.ts'], outfile: 'dist/bench-child.js' }),
 ];
 if (existsSync('webview/main.ts')) {
   jobs.push(

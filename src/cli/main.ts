@@ -11,6 +11,7 @@ import { computeStats } from '../core/stats';
 import { applyPolicy, isEmptyPolicy, parsePolicyJson, type PolicySnapshot } from '../core/retention/policy';
 import { loadSettings, type CliSettings } from './settings';
 import { stderrLogger } from './logger';
+import { cmdSchedule } from './schedule';
 
 const EXIT = { ok: 0, failed: 1, usage: 2, damage: 3 } as const;
 
@@ -27,6 +28,7 @@ Usage:
   lifeboat rotate [--dir D] [--dry-run] [--force] [--json]
   lifeboat pin <archive> | unpin <archive>
   lifeboat policy --snapshots S.json --policy P.json
+  lifeboat schedule --db DB [--dir D] [--time HH:MM | --cron EXPR]
 
 Exit codes: 0 ok, 1 failed, 2 usage error, 3 damage found.
 Settings: the lifeboat.* keys of the nearest .vscode/settings.json, or a lifeboat.json
@@ -293,7 +295,7 @@ async function cmdPolicy(argv: string[]): Promise<number> {
     throw e;
   }
   if (isEmptyPolicy(policy)) throw new UsageError(`--policy ${opts.policy}: the policy is empty; it would remove every snapshot, so it is refused`);
-  const r = applyPolicy(snaps as PolicySnapshot[], policy);
+  const r = applyPolicy(snaps as PolicySnapshot[], policy, new Date());
   const reasons: Record<string, string[]> = {};
   for (const [id, k] of Object.entries(r.reasons)) reasons[id] = k.matches;
   json({ keep: r.keep, remove: r.remove, reasons });
@@ -328,6 +330,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdPin(rest, engine, false);
       case 'policy':
         return await cmdPolicy(rest);
+      case 'schedule':
+        return await cmdSchedule(rest, engine);
       case undefined:
       case 'help':
       case '--help':

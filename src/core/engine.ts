@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { checkArchive, extractImage, readManifest } from './archive/archiveReader';
+import { checkArchive, checkWrittenArchive, extractImage, readManifest } from './archive/archiveReader';
 import { writeArchive } from './archive/archiveWriter';
 import { Catalog } from './catalog/catalog';
 import { archiveId } from './catalog/layout';
@@ -134,7 +134,7 @@ export class Engine {
     await catalog.record({ op: 'backup.start', level: 'info', db, backup: id, message: `${o.kind} backup of ${db} started`, detail: { kind: o.kind, trigger: o.trigger } });
     try {
       o.onProgress?.({ phase: 'snapshot', done: 0, total: 0 });
-      const snap = await takeSnapshot(db, image, { signal: o.signal, clock: this.clock, onProgress: o.onProgress });
+      const snap = await takeSnapshot(db, image, { signal: o.signal, clock: this.clock, onProgress: o.onProgress, fsync: false });
       const verifying = verifyImage(image, verifyOptions(o.settings, this.clock, o.signal));
       // Keep the rejection handled while compression runs; it is awaited below.
       verifying.catch(() => undefined);
@@ -182,7 +182,7 @@ export class Engine {
       });
       await removeQuietly(image);
       o.onProgress?.({ phase: 'readback', done: 0, total: written.archiveSize });
-      const check = await checkArchive(partial, { signal: o.signal });
+      const check = await checkWrittenArchive(partial, written.decoded, { signal: o.signal });
       if (!check.ok || !check.manifest) {
         throw new BackupError('verifyFailed', `the archive written for ${db} did not read back intact: ${check.problems.join('; ')}`);
       }

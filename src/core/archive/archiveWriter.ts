@@ -15,6 +15,7 @@ import { BackupError, fsError } from '../errors';
 import { destroyStream, fsyncFile, removeQuietly } from '../fsutil';
 import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, IMAGE_ENTRY, MANIFEST_ENTRY, type Manifest } from '../model';
 import { SEAL_PLACEHOLDER, SealingStream } from './archiveSeal';
+import { EntryDecoder, type DecodedEntry } from './entryDecoder';
 
 /** The largest manifest.json the writer produces and the reader accepts. */
 export const MANIFEST_MAX_BYTES = 4 * 1024 * 1024;
@@ -47,8 +48,12 @@ export interface WriteArchiveOptions {
 }
 
 /**
- * Writes the archive to `o.outPath` and fsyncs it.
- * Returns the image's sha256 and size and the archive's size in bytes.
+ * Writes the archive to `o.outPath` and fsyncs it. While it writes, a second reader of the
+ * output decodes the image entry (EntryDecoder), so the compressed data is proven to
+ * decode to the image without a second pass; 'verifyFailed' when it does not.
+ * Returns the image's sha256 and size, the archive's size in bytes, and what the entry
+ * decoded to (size, CRC32) for `checkWrittenArchive`, which compares that CRC32 with the
+ * one yazl computed on the input.
  * Throws BackupError: 'notFound' (no image), 'unwritable', 'diskFull' (partial output
  * removed), 'cancelled', 'badConfig' (level outside 0..9), 'io' (anything else, including
  * a manifest that does not describe the image, or the image changing size while read), or
@@ -57,7 +62,7 @@ export interface WriteArchiveOptions {
  */
 export async function writeArchive(
   o: WriteArchiveOptions,
-): Promise<{ sha256: string; size: number; archiveSize: number }> {
+): Promise<{ sha256: string; size: number; archiveSize: number; decoded: DecodedEntry }> {
   if (!Number.isInteger(o.level) || o.level < 0 || o.level > 9) {
     throw new BackupError('badConfig', `compression level ${String(o.level)} is not an integer from 0 to 9`);
   }
@@ -132,6 +137,9 @@ export async function writeArchive(
   const out = fh.createWriteStream({ highWaterMark: CHUNK });
   out.on('error', (e) => fail(writeError(e, o.outPath)));
   sealer.on('error', (e) => fail(new BackupError('io', `${o.outPath}: ${e.message} (sealing archive)`, { cause: e, path: o.outPath })));
+  // A second reader of the output decodes the image entry while it is written.
+  const decoder = new EntryDecoder(imageSize);
+  zip.outputStream.pipe(decoder);
   const written = pipelinePromise(zip.outputStream, sealer, out, { signal: stop.signal }).catch((e: unknown) =>
     fail(writeError(e, o.outPath)),
   );
@@ -155,8 +163,18 @@ export async function writeArchive(
     zip.end({ forceZip64Format: false, comment: SEAL_PLACEHOLDER });
     await Promise.race([written, stopped]);
     if (failure !== undefined) throw failure;
+    let decoded: DecodedEntry;
+    try {
+      decoded = await Promise.race([decoder.result, stopped]);
+    } catch (e) {
+      if (failure !== undefined) throw failure;
+      throw new BackupError('verifyFailed', `${o.outPath}: ${(e as Error).message}`, { cause: e, path: o.outPath });
+    }
+    if (decoded.size !== image.size) {
+      throw new BackupError('verifyFailed', `${o.outPath}: the archive's image entry decodes to ${decoded.size} bytes, not ${image.size}`, { path: o.outPath });
+    }
     await fsyncFile(o.outPath);
-    return { sha256: image.sha256, size: image.size, archiveSize: sealer.bytes };
+    return { sha256: image.sha256, size: image.size, archiveSize: sealer.bytes, decoded };
   } catch (e) {
     fail(e);
     imageStream.destroy();

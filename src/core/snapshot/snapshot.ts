@@ -55,6 +55,12 @@ export interface SnapshotOptions {
   maxAttempts?: number;
   /** Bytes read so far (main file then WAL) of the current attempt, phase 'snapshot'. */
   onProgress?: ProgressListener;
+  /**
+   * fsync the image before returning (default true). A caller that only reads the image
+   * back and makes something else durable (the archive) passes false and saves writing
+   * the whole database to disk twice.
+   */
+  fsync?: boolean;
 }
 
 export interface SnapshotResult {
@@ -98,7 +104,7 @@ type Attempt = { ok: true; result: Omit<SnapshotResult, 'attempts' | 'imagePath'
  * (header bytes 18/19 = 1, page count at 28 correct and trusted via offset 92) that
  * opens with no sidecar files and holds the database as of exactly one committed
  * transaction, even while other processes write and checkpoint. fsyncs `outPath` before
- * returning. Memory stays bounded (a 4 MiB buffer plus a page -> offset map of the WAL).
+ * returning unless `opts.fsync` is false. Memory stays bounded (a 4 MiB buffer plus a page -> offset map of the WAL).
  *
  * Returns what it wrote. Throws BackupError: notFound, notSqlite, encrypted (the
  * source), busy (every one of `maxAttempts` reads overlapped a change, or a crashed
@@ -142,7 +148,7 @@ export async function takeSnapshot(dbPath: string, outPath: string, opts: Snapsh
       out ??= await openOutput(outPath);
       const r = await attemptOnce(dbPath, outPath, out, buf, before, mode, opts);
       if (r.ok) {
-        await sync(out, outPath);
+        if (opts.fsync !== false) await sync(out, outPath);
         await out.close();
         out = undefined;
         return { ...r.result, imagePath: outPath, attempts: attempt };
