@@ -1,0 +1,572 @@
+/**
+ * Helpers to run Lifeboat inside a real VS Code: code-server (VS Code 1.100 from npm) on
+ * loopback, its workbench opened in Debian's Chromium through playwright-core.
+ * See /work/shared/docs/real-vscode-tests.md for the recipe these follow.
+ *
+ * A UI check is a small file under test/e2e/ exporting `checks: UiCheck[]`; the runner
+ * (scripts/vscode/run.mjs) gives each one a page with the workbench open.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { format } from 'node:util';
+import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import { SUITE_RESULT_MARK, type SuiteResult } from './suiteResult';
+
+/** The repository root (this file lives in scripts/vscode/ or is bundled under .cache/). */
+export const REPO_ROOT = findRepoRoot();
+/** code-server as installed by scripts/vscode/setup.sh. */
+export const CODE_SERVER_BIN = path.join(REPO_ROOT, '.cache/code-server/node_modules/.bin/code-server');
+/** Debian's Chromium. */
+export const CHROMIUM = '/usr/bin/chromium';
+/** Where screenshots go. */
+export const RESULTS_DIR = path.join(REPO_ROOT, 'test-results');
+
+function findRepoRoot(): string {
+  // Bundled, this module runs from .cache/vscode-run/; either way the root is the first
+  // folder above that holds both package.json and scripts/vscode.
+  let dir = typeof __dirname === 'string' ? __dirname : process.cwd();
+  for (;;) {
+    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'scripts/vscode'))) return dir;
+    const up = path.dirname(dir);
+    if (up === dir) return process.cwd();
+    dir = up;
+  }
+}
+
+/** The folders of one run; every program the run starts writes only below `root`. */
+export interface RunDirs {
+  root: string;
+  userData: string;
+  extensions: string;
+  workspace: string;
+  chromiumProfile: string;
+  home: string;
+  tmp: string;
+  /** code-server's config.yaml. */
+  config: string;
+  /** code-server's stdout and stderr. */
+  serverLog: string;
+}
+
+/**
+ * Makes a fresh set of run folders in a new temporary folder and copies `fixture` (a
+ * folder) into the run's workspace. Returns the paths; `disposeRunDirs` removes them.
+ * Throws when the fixture is missing.
+ */
+export function makeRunDirs(fixture: string, prefix = 'lifeboat-vscode-'): RunDirs {
+  if (!existsSync(fixture)) throw new Error(`workspace fixture not found: ${fixture}`);
+  const root = mkdtempSync(path.join(os.tmpdir(), prefix));
+  const d = (name: string): string => {
+    const p = path.join(root, name);
+    mkdirSync(p, { recursive: true });
+    return p;
+  };
+  const dirs: RunDirs = {
+    root,
+    userData: d('user-data'),
+    extensions: d('extensions'),
+    workspace: path.join(root, 'workspace'),
+    chromiumProfile: d('chromium-profile'),
+    home: d('home'),
+    tmp: d('tmp'),
+    config: path.join(root, 'code-server.yaml'),
+    serverLog: path.join(root, 'code-server.log'),
+  };
+  cpSync(fixture, dirs.workspace, { recursive: true });
+  for (const x of ['config', 'data', 'cache']) mkdirSync(path.join(dirs.home, `.${x}`), { recursive: true });
+  return dirs;
+}
+
+/** Removes a run's folders. Safe to repeat. */
+export function disposeRunDirs(dirs: RunDirs): void {
+  rmSync(dirs.root, { recursive: true, force: true });
+}
+
+/**
+ * The environment for code-server and Chromium in a run: HOME, XDG_* and TMPDIR inside
+ * the run folder so neither writes under the real home or the shared /tmp, and the
+ * extension gallery pointed at a closed loopback port so nothing leaves the machine.
+ */
+export function runEnv(dirs: RunDirs, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    LANG: 'C.UTF-8',
+    HOME: dirs.home,
+    XDG_CONFIG_HOME: path.join(dirs.home, '.config'),
+    XDG_DATA_HOME: path.join(dirs.home, '.data'),
+    XDG_CACHE_HOME: path.join(dirs.home, '.cache'),
+    XDG_RUNTIME_DIR: dirs.tmp,
+    TMPDIR: dirs.tmp,
+    EXTENSIONS_GALLERY: JSON.stringify({
+      serviceUrl: 'http://127.0.0.1:9/gallery',
+      itemUrl: 'http://127.0.0.1:9/item',
+      resourceUrlTemplate: 'http://127.0.0.1:9/resource',
+    }),
+    ...extra,
+  };
+}
+
+/** Settings every run starts with: quiet, offline, and a terminal readable from the DOM. */
+export const BASE_USER_SETTINGS: Record<string, unknown> = {
+  'workbench.startupEditor': 'none',
+  'workbench.tips.enabled': false,
+  'workbench.enableExperiments': false,
+  'telemetry.telemetryLevel': 'off',
+  'update.mode': 'none',
+  'extensions.autoCheckUpdates': false,
+  'extensions.autoUpdate': false,
+  'extensions.ignoreRecommendations': true,
+  'terminal.integrated.gpuAcceleration': 'off',
+  'security.workspace.trust.enabled': false,
+  'npm.fetchOnlinePackageInfo': false,
+  'typescript.disableAutomaticTypeAcquisition': true,
+  'git.enabled': false,
+};
+
+/** Writes the user settings.json of a run (BASE_USER_SETTINGS plus `extra`). Safe to repeat. */
+export function writeUserSettings(dirs: RunDirs, extra: Record<string, unknown> = {}): void {
+  const user = path.join(dirs.userData, 'User');
+  mkdirSync(user, { recursive: true });
+  writeFileSync(path.join(user, 'settings.json'), JSON.stringify({ ...BASE_USER_SETTINGS, ...extra }, null, 2));
+}
+
+/** A free TCP port on 127.0.0.1 (asked of the kernel; only loopback is ever used). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => (port ? resolve(port) : reject(new Error('no free port on 127.0.0.1'))));
+    });
+  });
+}
+
+function writeServerConfig(dirs: RunDirs, port: number): void {
+  writeFileSync(dirs.config, `bind-addr: 127.0.0.1:${port}\nauth: none\ncert: false\n`);
+}
+
+/**
+ * Installs a .vsix into the run's extensions folder with `code-server --install-extension`.
+ * Resolves with code-server's output; rejects (naming the file) when it exits non-zero or
+ * the extension folder did not appear.
+ */
+export function installExtension(dirs: RunDirs, vsix: string, extensionId: string, timeoutMs = 90_000): Promise<string> {
+  if (!existsSync(dirs.config)) writeServerConfig(dirs, 0);
+  const args = ['--config', dirs.config, '--user-data-dir', dirs.userData, '--extensions-dir', dirs.extensions, '--install-extension', vsix];
+  return new Promise((resolve, reject) => {
+    execFile(CODE_SERVER_BIN, args, { env: runEnv(dirs), timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+      const out = `${stdout}${stderr}`;
+      if (err) return reject(new Error(`code-server --install-extension ${vsix} failed: ${err.message}\n${out}`));
+      const installed = readdirSync(dirs.extensions).some((n) => n.toLowerCase().startsWith(`${extensionId.toLowerCase()}-`));
+      if (!installed) return reject(new Error(`${extensionId} not found in ${dirs.extensions} after installing ${vsix}\n${out}`));
+      resolve(out);
+    });
+  });
+}
+
+/** A running code-server; `stop()` ends its whole process group. */
+export interface CodeServer {
+  port: number;
+  pid: number;
+  /** http://127.0.0.1:PORT */
+  origin: string;
+  /** The remote authority the workbench uses for vscode-remote:// URIs. */
+  authority: string;
+  process: ChildProcess;
+  /** Ends the process group (SIGTERM, then SIGKILL). Safe to repeat; never throws. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts code-server detached (its own process group) on 127.0.0.1 with a free port, and
+ * resolves once GET /healthz answers 200. Rejects, after stopping what it started, when the
+ * server exits first or is not healthy within `timeoutMs`.
+ */
+export async function startCodeServer(
+  dirs: RunDirs,
+  opts: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<CodeServer> {
+  const port = await freePort();
+  writeServerConfig(dirs, port);
+  const log = openSync(dirs.serverLog, 'a');
+  const args = [
+    '--config', dirs.config,
+    '--bind-addr', `127.0.0.1:${port}`,
+    '--auth', 'none',
+    '--user-data-dir', dirs.userData,
+    '--extensions-dir', dirs.extensions,
+    '--disable-telemetry',
+    '--disable-update-check',
+    '--disable-workspace-trust',
+    '--disable-getting-started-override',
+    dirs.workspace,
+  ];
+  const child = spawn(CODE_SERVER_BIN, args, {
+    detached: true,
+    stdio: ['ignore', log, log],
+    env: runEnv(dirs, opts.env),
+    cwd: dirs.workspace,
+  });
+  closeSync(log);
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`code-server did not start (${CODE_SERVER_BIN})`);
+  let exited = child.exitCode !== null;
+  const exitedP = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
+  const stop = async (): Promise<void> => {
+    if (!exited) {
+      // A file watcher child outlives a plain SIGTERM of the parent; signal the group.
+      killGroup(pid, 'SIGTERM');
+      await Promise.race([exitedP, delay(5000)]);
+      killGroup(pid, 'SIGKILL');
+    } else {
+      killGroup(pid, 'SIGKILL');
+    }
+  };
+  const server: CodeServer = {
+    port,
+    pid,
+    origin: `http://127.0.0.1:${port}`,
+    authority: `127.0.0.1:${port}`,
+    process: child,
+    stop,
+  };
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  while (!(await healthy(port))) {
+    if (exited || Date.now() > deadline) {
+      await stop();
+      throw new Error(`code-server on 127.0.0.1:${port} ${exited ? 'exited' : 'was not healthy'} (log: ${dirs.serverLog})`);
+    }
+    await delay(200);
+  }
+  return server;
+}
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // Already gone: nothing left in the group.
+  }
+}
+
+function healthy(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/healthz', timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => (req.destroy(), resolve(false)));
+  });
+}
+
+/** Waits `ms` (used only for polling and grace periods, never as a test's assertion). */
+export function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Launches Debian's Chromium headless with the run's own profile and environment.
+ * The caller closes the returned context (which ends Chromium).
+ */
+export async function launchBrowser(dirs: RunDirs): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(dirs.chromiumProfile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    env: runEnv(dirs),
+    viewport: { width: 1400, height: 900 },
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-dev-shm-usage',
+    ],
+  });
+}
+
+/** Closes Chromium; never throws, and gives up after `timeoutMs`. */
+export async function closeBrowser(context: BrowserContext, timeoutMs = 10_000): Promise<void> {
+  await Promise.race([context.close().catch(() => undefined), delay(timeoutMs)]);
+}
+
+/** The workbench URL for `folder`, with an optional `payload` (extension development/tests). */
+export function workbenchUrl(server: CodeServer, folder: string, payload?: [string, string][]): string {
+  let url = `${server.origin}/?folder=${encodeURIComponent(folder)}`;
+  if (payload) url += `&payload=${encodeURIComponent(JSON.stringify(payload))}`;
+  return url;
+}
+
+/** A `vscode-remote://` URI for a path on the server's machine. */
+export function remoteUri(server: CodeServer, absPath: string): string {
+  return `vscode-remote://${server.authority}${absPath}`;
+}
+
+/**
+ * Opens the workbench on `folder` in `page` and resolves once `.monaco-workbench` exists.
+ * Throws on timeout.
+ */
+export async function openWorkbench(page: Page, server: CodeServer, folder: string, timeoutMs = 60_000): Promise<void> {
+  await page.goto(workbenchUrl(server, folder), { timeout: timeoutMs });
+  await page.locator('.monaco-workbench').waitFor({ state: 'attached', timeout: timeoutMs });
+}
+
+/** The outcome of the extension's mocha suite run inside the extension host. */
+export interface HostTestResult {
+  /** The code the workbench reported through codeAutomationExit, or undefined on timeout. */
+  exitCode: number | undefined;
+  passed: number;
+  failed: number;
+  failures: string[];
+  /** Every line the workbench sent to codeAutomationLog, and the page's console. */
+  log: string[];
+}
+
+
+/**
+ * Runs the compiled mocha suite at `extensionTestsPath` (a folder whose index.js exports
+ * `run()`) inside code-server's extension host, with the extension loaded from
+ * `extensionDevelopmentPath`, and resolves when the workbench reports the exit code or
+ * after `timeoutMs`. Never throws for a failing suite; the counts say what happened
+ * (a suite that never reported counts as failed).
+ */
+export async function runHostTests(
+  context: BrowserContext,
+  server: CodeServer,
+  opts: { folder: string; extensionDevelopmentPath: string; extensionTestsPath: string; timeoutMs?: number; echo?: (line: string) => void },
+): Promise<HostTestResult> {
+  const page = await context.newPage();
+  const log: string[] = [];
+  let result: SuiteResult | undefined;
+  const take = (line: string): void => {
+    log.push(line);
+    opts.echo?.(line);
+    const at = line.indexOf(SUITE_RESULT_MARK);
+    if (at >= 0) {
+      try {
+        result = JSON.parse(line.slice(at + SUITE_RESULT_MARK.length)) as SuiteResult;
+      } catch {
+        // A truncated mark leaves the result unknown; the exit code still decides.
+      }
+    }
+  };
+  let onExit!: (code: number) => void;
+  const exited = new Promise<number>((resolve) => (onExit = resolve));
+  await page.exposeFunction('codeAutomationLog', (type: unknown, args: unknown) => {
+    // The workbench forwards console calls as (level, [format, ...values]).
+    const text = Array.isArray(args) ? format(...(args as unknown[])) : String(args);
+    for (const line of text.split('\n')) take(`[${String(type)}] ${line}`);
+  });
+  await page.exposeFunction('codeAutomationExit', (code: number) => onExit(Number(code)));
+  try {
+    const payload: [string, string][] = [
+      ['extensionDevelopmentPath', remoteUri(server, opts.extensionDevelopmentPath)],
+      ['extensionTestsPath', remoteUri(server, opts.extensionTestsPath)],
+    ];
+    await page.goto(workbenchUrl(server, opts.folder, payload), { timeout: opts.timeoutMs ?? 120_000 });
+    const exitCode = await Promise.race([exited, delay(opts.timeoutMs ?? 120_000).then(() => undefined)]);
+    const counts = result ?? { passed: 0, failed: 1, failures: ['the suite reported no result'] };
+    // An exit code that disagrees with the counts (e.g. run() threw before mocha) is a failure.
+    const failed = exitCode === 0 ? counts.failed : Math.max(1, counts.failed);
+    return { exitCode, passed: counts.passed, failed, failures: counts.failures, log };
+  } finally {
+    await page.close().catch(() => undefined);
+  }
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** The quick input (command palette) widget. */
+export function quickInput(page: Page): Locator {
+  return page.locator('.quick-input-widget');
+}
+
+/**
+ * Opens the command palette with F1 and types `>` + `text`. Resolves when the input shows it.
+ * Throws on timeout.
+ */
+export async function openPalette(page: Page, text: string, timeoutMs = 15_000): Promise<Locator> {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input.input');
+  await input.waitFor({ state: 'visible', timeout: timeoutMs });
+  await input.fill(`>${text}`);
+  return input;
+}
+
+/** The palette row whose label is exactly `title` (e.g. "Lifeboat: Back Up Now"). */
+export function paletteRow(page: Page, title: string): Locator {
+  return page
+    .locator('.quick-input-list .monaco-list-row')
+    .filter({ has: page.locator('.label-name', { hasText: new RegExp(`^\\s*${escapeRegExp(title)}\\s*$`) }) })
+    .first();
+}
+
+/** The labels of the palette's visible rows, in order. */
+export async function paletteLabels(page: Page): Promise<string[]> {
+  return page
+    .locator('.quick-input-list .monaco-list-row .label-name')
+    .evaluateAll((els) => els.map((e) => (e.textContent ?? '').trim()));
+}
+
+/**
+ * Runs a command from the palette by its exact title ("Category: Title"). Clicks the exact
+ * row, since Enter runs the focused row, which is not always the exact match. Resolves once
+ * the palette has closed; throws when no row has that title.
+ */
+export async function runCommand(page: Page, title: string, timeoutMs = 15_000): Promise<void> {
+  await openPalette(page, title, timeoutMs);
+  const row = paletteRow(page, title);
+  try {
+    await row.waitFor({ state: 'visible', timeout: timeoutMs });
+  } catch {
+    const seen = await paletteLabels(page).catch(() => []);
+    await page.keyboard.press('Escape');
+    throw new Error(`no command titled "${title}" in the palette (saw: ${seen.slice(0, 8).join(' | ') || 'nothing'})`);
+  }
+  await row.click();
+  await quickInput(page).waitFor({ state: 'hidden', timeout: timeoutMs });
+}
+
+/** One row of a tree view as a person sees it. */
+export interface TreeRow {
+  label: string;
+  description: string;
+  /** 1 for top-level rows. */
+  level: number;
+  expanded: boolean | undefined;
+  ariaLabel: string;
+}
+
+/** The tree view list named `viewName` (the view's title, e.g. "Backups"). */
+export function treeList(page: Page, viewName: string): Locator {
+  return page.locator(`.pane-body .monaco-list[aria-label="${viewName.replace(/"/g, '\\"')}"]`);
+}
+
+/**
+ * Reads the rendered rows of a tree view (only rows the list has rendered: scroll or
+ * enlarge the view for long trees). Empty when the view is not open.
+ */
+export async function readTreeRows(page: Page, viewName: string): Promise<TreeRow[]> {
+  return treeList(page, viewName)
+    .locator('.monaco-list-row')
+    .evaluateAll((rows) =>
+      rows.map((r) => {
+        const text = (sel: string): string => (r.querySelector(sel)?.textContent ?? '').trim();
+        const exp = r.getAttribute('aria-expanded');
+        return {
+          label: text('.label-name'),
+          description: text('.label-description'),
+          level: Number(r.getAttribute('aria-level') ?? '1'),
+          expanded: exp === null ? undefined : exp === 'true',
+          ariaLabel: r.getAttribute('aria-label') ?? '',
+        };
+      }),
+    );
+}
+
+/**
+ * Shows the view container whose activity-bar entry's label starts with `title`
+ * (e.g. "Lifeboat", "Explorer"). Does nothing when it is already showing.
+ */
+export async function openViewContainer(page: Page, title: string, timeoutMs = 15_000): Promise<void> {
+  const item = page.locator(`.activitybar .action-item a[aria-label^="${title.replace(/"/g, '\\"')}"]`).first();
+  await item.waitFor({ state: 'visible', timeout: timeoutMs });
+  const parent = item.locator('xpath=..');
+  const checked = (await parent.getAttribute('aria-checked')) ?? (await item.getAttribute('aria-checked'));
+  if (checked !== 'true' && !((await parent.getAttribute('class')) ?? '').includes('checked')) await item.click();
+}
+
+/** One status bar entry as a person sees it (an extension's entry has an id from its extension id). */
+export interface StatusBarItem {
+  id: string;
+  text: string;
+  ariaLabel: string;
+  /** 'left' or 'right'. */
+  side: string;
+}
+
+/** The status bar's visible entries, left side first. */
+export async function readStatusBar(page: Page): Promise<StatusBarItem[]> {
+  return page.locator('.part.statusbar .statusbar-item').evaluateAll((els) =>
+    els
+      .filter((e) => (e as HTMLElement).offsetParent !== null)
+      .map((e) => ({
+        id: e.id,
+        text: (e.textContent ?? '').trim(),
+        ariaLabel: e.getAttribute('aria-label') ?? '',
+        side: e.classList.contains('right') ? 'right' : 'left',
+      })),
+  );
+}
+
+/** A notification toast as a person sees it. */
+export interface Notification {
+  message: string;
+  source: string;
+  buttons: string[];
+}
+
+/** The notification toasts showing now (newest last). */
+export async function readNotifications(page: Page): Promise<Notification[]> {
+  return page.locator('.notifications-toasts .notification-toast').evaluateAll((toasts) =>
+    toasts.map((t) => ({
+      message: (t.querySelector('.notification-list-item-message')?.textContent ?? '').trim(),
+      source: (t.querySelector('.notification-list-item-source')?.textContent ?? '').trim(),
+      buttons: Array.from(t.querySelectorAll('.notification-list-item-buttons-container .monaco-button')).map((b) =>
+        (b.textContent ?? '').trim(),
+      ),
+    })),
+  );
+}
+
+/** Waits for a notification toast whose message contains `text`, and returns it. */
+export async function waitForNotification(page: Page, text: string | RegExp, timeoutMs = 30_000): Promise<Notification> {
+  const toast = page.locator('.notifications-toasts .notification-toast').filter({ hasText: text }).first();
+  await toast.waitFor({ state: 'visible', timeout: timeoutMs });
+  const all = await readNotifications(page);
+  const want = typeof text === 'string' ? (m: string) => m.includes(text) : (m: string) => text.test(m);
+  return all.find((n) => want(n.message)) ?? { message: (await toast.textContent()) ?? '', source: '', buttons: [] };
+}
+
+/** Saves a PNG of the page (or of `target`) as test-results/<name>.png and returns its path. */
+export async function screenshot(page: Page, name: string, target?: Locator): Promise<string> {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = path.join(RESULTS_DIR, name.endsWith('.png') ? name : `${name}.png`);
+  if (target) await target.screenshot({ path: file });
+  else await page.screenshot({ path: file });
+  return file;
+}
+
+/** What a UI check gets: a page with the workbench open on the run's workspace. */
+export interface UiContext {
+  page: Page;
+  server: CodeServer;
+  dirs: RunDirs;
+  /** Saves test-results/<name>.png (see `screenshot`). */
+  screenshot(name: string, target?: Locator): Promise<string>;
+  /** Prints a line in the run's output. */
+  log(line: string): void;
+}
+
+/**
+ * One Playwright UI check. `run` throws (e.g. an assert) to fail. Checks of one file run
+ * in order in the same page, after the workbench is ready.
+ */
+export interface UiCheck {
+  name: string;
+  run(ctx: UiContext): Promise<void>;
+  /** Default 60 s. */
+  timeoutMs?: number;
+}

@@ -1,0 +1,226 @@
+/**
+ * One real-VS-Code test run, after scripts/vscode/run.mjs has built the VSIX and bundled
+ * the suite: fresh folders, VSIX installed into code-server, the in-extension-host mocha
+ * suite, then the Playwright UI checks, then everything started is stopped.
+ */
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { BrowserContext, Page } from 'playwright-core';
+import { makeWorkspaceFixture } from './fixtures';
+import {
+  RESULTS_DIR,
+  closeBrowser,
+  disposeRunDirs,
+  installExtension,
+  launchBrowser,
+  makeRunDirs,
+  openWorkbench,
+  runHostTests,
+  screenshot,
+  startCodeServer,
+  writeUserSettings,
+  type CodeServer,
+  type RunDirs,
+  type UiCheck,
+} from './harness';
+import { SUITE_ENV } from './suiteResult';
+
+/** The checks exported by one test/e2e file. */
+export interface UiModule {
+  file: string;
+  checks: UiCheck[];
+}
+
+/** What run.mjs hands the runner. */
+export interface RunOptions {
+  repoRoot: string;
+  /** The packaged extension. */
+  vsix: string;
+  extensionId: string;
+  /** Folder of the bundled mocha suite (index.js + *.test.js). */
+  suiteDir: string;
+  /** Where the workspace fixture is made (then copied per run). */
+  fixtureDir: string;
+  uiModules: UiModule[];
+  /** Only tests/checks whose title matches. */
+  grep?: string;
+  only?: 'host' | 'ui';
+  /** Keep the run's folders (printed) instead of removing them. */
+  keep?: boolean;
+  phaseTimeoutMs: { install: number; server: number; host: number; ui: number };
+  /** When the whole run started (Date.now()), for the elapsed times printed. */
+  startedAt?: number;
+}
+
+/** Counts of a whole run. */
+export interface RunTotals {
+  passed: number;
+  failed: number;
+}
+
+class PhaseTimeout extends Error {}
+
+async function withTimeout<T>(label: string, ms: number, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new PhaseTimeout(`${label} did not finish within ${Math.round(ms / 1000)} s`)), ms);
+  });
+  try {
+    return await Promise.race([work, limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function slug(s: string): string {
+  return s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60);
+}
+
+const cleanups: (() => Promise<void>)[] = [];
+let cleaning: Promise<void> | undefined;
+
+/** Runs every registered cleanup once, newest first. Safe to call from a signal handler. */
+function cleanupAll(): Promise<void> {
+  cleaning ??= (async () => {
+    while (cleanups.length) await cleanups.pop()!().catch(() => undefined);
+  })();
+  return cleaning;
+}
+
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(sig, () => {
+    console.error(`\nvscode tests: ${sig}, stopping code-server and Chromium`);
+    void cleanupAll().then(() => process.exit(130));
+  });
+}
+
+/**
+ * Runs the in-host suite and the UI checks against the VSIX. Resolves with the totals
+ * (every failure, including a phase that times out or a server that will not start,
+ * counts as at least one failed test); always stops what it started.
+ */
+export async function main(o: RunOptions): Promise<RunTotals> {
+  const totals: RunTotals = { passed: 0, failed: 0 };
+  const t0 = o.startedAt ?? Date.now();
+  const since = (): string => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+  const grep = o.grep ? new RegExp(o.grep) : undefined;
+  let dirs: RunDirs | undefined;
+  let server: CodeServer;
+  let context: BrowserContext;
+  try {
+    makeWorkspaceFixture(o.fixtureDir);
+    dirs = makeRunDirs(o.fixtureDir);
+    const runDirs = dirs;
+    cleanups.push(async () => {
+      if (existsSync(runDirs.serverLog)) {
+        mkdirSync(RESULTS_DIR, { recursive: true });
+        copyFileSync(runDirs.serverLog, path.join(RESULTS_DIR, 'code-server.log'));
+      }
+      if (o.keep) console.log(`run folders kept: ${runDirs.root}`);
+      else disposeRunDirs(runDirs);
+    });
+    writeUserSettings(dirs);
+    await withTimeout('installing the VSIX', o.phaseTimeoutMs.install, installExtension(dirs, o.vsix, o.extensionId));
+    console.log(`[${since()}] installed ${path.basename(o.vsix)} into code-server`);
+
+    server = await withTimeout(
+      'starting code-server',
+      o.phaseTimeoutMs.server,
+      startCodeServer(dirs, {
+        timeoutMs: o.phaseTimeoutMs.server,
+        env: { [SUITE_ENV.workspace]: dirs.workspace, ...(o.grep ? { [SUITE_ENV.grep]: o.grep } : {}) },
+      }),
+    );
+    const srv = server;
+    cleanups.push(() => srv.stop());
+    console.log(`[${since()}] code-server pid ${server.pid} healthy on ${server.origin}`);
+
+    context = await launchBrowser(dirs);
+    const ctx = context;
+    cleanups.push(() => closeBrowser(ctx));
+
+    if (o.only !== 'ui') {
+      console.log(`[${since()}] in-extension-host suite`);
+      try {
+        const host = await withTimeout(
+          'the in-extension-host suite',
+          o.phaseTimeoutMs.host + 5_000,
+          runHostTests(context, server, {
+            folder: dirs.workspace,
+            extensionDevelopmentPath: o.repoRoot,
+            extensionTestsPath: o.suiteDir,
+            timeoutMs: o.phaseTimeoutMs.host,
+            echo: (line) => console.log(`  host | ${line}`),
+          }),
+        );
+        totals.passed += host.passed;
+        totals.failed += host.failed;
+        if (host.exitCode === undefined) console.log('  host suite: no exit code from the workbench (timed out)');
+        for (const f of host.failures) console.log(`  FAIL host: ${f}`);
+        console.log(`[${since()}] host suite: ${host.passed} passed, ${host.failed} failed (exit ${host.exitCode})`);
+      } catch (e) {
+        totals.failed += 1;
+        console.log(`  FAIL host suite: ${(e as Error).message}`);
+      }
+    }
+
+    if (o.only !== 'host') {
+      const checks = o.uiModules.flatMap((m) => m.checks.map((c) => ({ file: m.file, check: c })));
+      const chosen = checks.filter(({ check }) => !grep || grep.test(check.name));
+      console.log(`[${since()}] UI checks (${chosen.length})`);
+      let page: Page | undefined;
+      try {
+        page = await context.newPage();
+        await withTimeout('opening the workbench', o.phaseTimeoutMs.ui, openWorkbench(page, server, dirs.workspace));
+        console.log(`[${since()}] workbench ready`);
+      } catch (e) {
+        totals.failed += chosen.length || 1;
+        console.log(`  FAIL workbench did not open: ${(e as Error).message}`);
+        if (page) await screenshot(page, 'fail-workbench').catch(() => undefined);
+        chosen.length = 0;
+      }
+      const uiDeadline = Date.now() + o.phaseTimeoutMs.ui;
+      for (const { file, check } of chosen) {
+        const p = page!;
+        const left = uiDeadline - Date.now();
+        if (left <= 0) {
+          totals.failed += 1;
+          console.log(`  FAIL ${check.name} (${file}): the UI phase ran out of time`);
+          continue;
+        }
+        try {
+          p.setDefaultTimeout(Math.min(check.timeoutMs ?? 60_000, left));
+          await withTimeout(
+            check.name,
+            Math.min(check.timeoutMs ?? 60_000, left),
+            check.run({
+              page: p,
+              server,
+              dirs,
+              screenshot: (name, target) => screenshot(p, name, target),
+              log: (line) => console.log(`    ${line}`),
+            }),
+          );
+          totals.passed += 1;
+          console.log(`  ok   ${check.name}`);
+        } catch (e) {
+          totals.failed += 1;
+          console.log(`  FAIL ${check.name} (${file}): ${(e as Error).message.split('\n').slice(0, 6).join('\n       ')}`);
+          const shot = await screenshot(p, `fail-${slug(check.name)}`).catch(() => undefined);
+          if (shot) console.log(`       screenshot: ${path.relative(o.repoRoot, shot)}`);
+          // A check that left a picker or dialog open must not break the next one.
+          await p.keyboard.press('Escape').catch(() => undefined);
+        }
+      }
+      console.log(`[${since()}] UI checks done`);
+    }
+  } catch (e) {
+    totals.failed += 1;
+    console.log(`FAIL ${(e as Error).message}`);
+    if (dirs && existsSync(dirs.serverLog)) console.log(`(code-server log: test-results/code-server.log)`);
+  } finally {
+    await cleanupAll();
+  }
+  console.log(`[${since()}] run finished`);
+  return totals;
+}

@@ -1,0 +1,42 @@
+import type { Logger } from '../core/context';
+
+/**
+ * The engine and the core modules the extension uses, loaded on first need so that
+ * activation stays cheap (the bundle's core modules are only evaluated here).
+ */
+export async function loadCore() {
+  const [engine, plan, stats, backupLog, catalog] = await Promise.all([
+    import('../core/engine.js'),
+    import('../core/retention/plan.js'),
+    import('../core/stats.js'),
+    import('../core/catalog/backupLog.js'),
+    import('../core/catalog/catalog.js'),
+  ]);
+  return {
+    Engine: engine.Engine,
+    planRotation: plan.planRotation,
+    tiersOf: plan.tiersOf,
+    computeStats: stats.computeStats,
+    formatLogEntry: backupLog.formatLogEntry,
+    Catalog: catalog.Catalog,
+  };
+}
+
+export type Core = Awaited<ReturnType<typeof loadCore>>;
+export type EngineInstance = InstanceType<Core['Engine']>;
+
+/** Loads the core once and builds one Engine with `logger`; every caller shares them. Safe to call repeatedly. */
+export class CoreHost {
+  private loading: Promise<{ core: Core; engine: EngineInstance }> | undefined;
+  constructor(private readonly logger: Logger) {}
+
+  get(): Promise<{ core: Core; engine: EngineInstance }> {
+    this.loading ??= loadCore().then((core) => ({ core, engine: new core.Engine({ logger: this.logger }) }));
+    return this.loading;
+  }
+
+  /** True once `get` was called (the core is loaded or loading). */
+  get started(): boolean {
+    return this.loading !== undefined;
+  }
+}
