@@ -125,7 +125,10 @@ export const checks: UiCheck[] = [
       const n = await waitForNotification(page, /backup of app\.db failed/, 40_000);
       assert.deepEqual(n.buttons, ['Show Log', 'Retry']);
       assert.match(n.message, /README\.md/);
-      await screenshot('lifeboat-notification-failure');
+      const toast = page.locator('.notifications-toasts .notification-toast').filter({ hasText: /backup of app\.db failed/ }).first();
+      // Let the toast's fade-in finish, so the picture shows it and its buttons.
+      await page.waitForTimeout(800);
+      await screenshot('lifeboat-notification-failure', toast);
       const item = (await readStatusBar(page)).find((i) => i.ariaLabel.startsWith('Lifeboat:'));
       assert.match(item?.ariaLabel ?? '', /failed/);
       await screenshot('lifeboat-status-bar-failed', page.locator('.part.statusbar'));
