@@ -19,6 +19,7 @@ elif ! command -v sqlite3 >/dev/null; then
 fi
 
 node esbuild.mjs
+npx eslint src webview test scripts bench
 node scripts/runTests.mjs unit integration --typecheck
 if [ -f scripts/vscode/run.mjs ]; then
   node scripts/vscode/run.mjs

@@ -65,7 +65,6 @@ export function assertSafeEntry(entry: yauzl.Entry, ctx: EntryContext): void {
 function checkEntryShape(entry: yauzl.Entry, ctx: EntryContext): string {
   const name = entryName(entry, ctx);
   if (name === '') throw unsafe(ctx, name, 'has an empty name');
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(name)) throw unsafe(ctx, name, 'has control characters in its name');
   if (name.includes('\\')) throw unsafe(ctx, name, 'has a backslash in its name');
   if (name.startsWith('/') || /^[A-Za-z]:/.test(name)) throw unsafe(ctx, name, 'has an absolute path');
