@@ -3,7 +3,7 @@
 // `node scripts/runTests.mjs unit integration [--grep pattern] [--typecheck]`.
 import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
-import { readdirSync, statSync, existsSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 const args = process.argv.slice(2);
@@ -57,5 +57,15 @@ if (files.length === 0) {
   console.error(`no test files found for: ${suites.join(' ')}`);
   process.exit(1);
 }
-const run = spawnSync(process.execPath, ['--test', '--test-reporter=spec', ...files], { stdio: 'inherit' });
+mkdirSync('test-results', { recursive: true });
+const tap = path.join('out', 'results.tap');
+const run = spawnSync(
+  process.execPath,
+  ['--test', '--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tap}`, ...files],
+  { stdio: 'inherit' },
+);
+// The counts, for scripts/test.sh's closing line over every test suite.
+const text = existsSync(tap) ? readFileSync(tap, 'utf8') : '';
+const count = (k) => Number(new RegExp(`^# ${k} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+writeFileSync('test-results/summary-node.json', JSON.stringify({ suite: `node (${suites.join(', ')})`, passed: count('pass'), failed: count('fail') + count('cancelled') }));
 process.exit(run.status ?? 1);

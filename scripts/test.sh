@@ -18,9 +18,21 @@ elif ! command -v sqlite3 >/dev/null; then
   fi
 fi
 
+rm -f test-results/summary-*.json
 node esbuild.mjs
 npx eslint src webview test scripts bench
 node scripts/runTests.mjs unit integration --typecheck
-if [ -f scripts/vscode/run.mjs ]; then
-  node scripts/vscode/run.mjs
-fi
+node scripts/vscode/run.mjs
+
+# One closing line over every suite.
+node -e '
+const fs = require("fs");
+let p = 0, f = 0;
+for (const n of fs.readdirSync("test-results").filter((n) => /^summary-.*\.json$/.test(n))) {
+  const s = JSON.parse(fs.readFileSync("test-results/" + n, "utf8"));
+  console.log(`  ${s.suite}: ${s.passed} passed, ${s.failed} failed`);
+  p += s.passed; f += s.failed;
+}
+console.log(`${p} passed, ${f} failed`);
+process.exit(f ? 1 : 0);
+'

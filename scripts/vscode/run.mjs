@@ -10,7 +10,7 @@
 // Prints `N passed, N failed` last; exits 0 only when nothing failed. Run
 // scripts/vscode/setup.sh once first (it installs code-server and Chromium).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -129,6 +129,8 @@ try {
   removeWork();
   removeWork = () => {};
   console.log(`[${since()}] total`);
+  mkdirSync(path.join(repoRoot, 'test-results'), { recursive: true });
+  writeFileSync(path.join(repoRoot, 'test-results', 'summary-vscode.json'), JSON.stringify({ suite: 'real VS Code', ...totals }));
   console.log(`${totals.passed} passed, ${totals.failed} failed`);
   process.exit(totals.failed === 0 && totals.passed > 0 ? 0 : 1);
 } catch (e) {
