@@ -134,6 +134,8 @@ async function cmdStats(argv: string[], engine: Engine): Promise<number> {
   print(`oldest         ${s.oldest ? localTime(s.oldest) : '-'}`);
   print(`newest         ${s.newest ? localTime(s.newest) : '-'}`);
   for (const [k, v] of Object.entries(s.perKind)) print(`  ${k.padEnd(12)} ${v.count} (${formatBytes(v.size)})`);
+  print(`restore-tested ${Math.round(s.restoreTestCoverage * 100)}% of the backups in the last 30 days`);
+  if (s.sourceDamaged) print(`SOURCE DAMAGED ${s.sourceDamaged} backup(s) found the live database damaged`);
   print(`last success   ${s.lastSuccess ? localTime(s.lastSuccess.time) : '-'}`);
   print(`last failure   ${s.lastFailure ? `${localTime(s.lastFailure.time)}: ${s.lastFailure.reason}` : '-'}`);
   return EXIT.ok;

@@ -38,6 +38,8 @@ export interface LifeboatApi {
   schedules(): { folder: string; next?: string; updates: number }[];
   /** Re-reads settings and backups; resolves when the tree and status bar are current. */
   refresh(): Promise<void>;
+  /** The Settings and Statistics panel's host (its message handling, for tests). */
+  readonly panel: PanelHost;
 }
 
 /**
@@ -76,7 +78,7 @@ export class Container implements vscode.Disposable {
       return new core.Catalog(dir).log.read(200);
     });
     this.ops = new Operations(this.core, this.model, this.status, mirror, this.channel);
-    this.panel = add(new PanelHost(context.extensionUri, this.core, this.folders, this.model));
+    this.panel = add(new PanelHost(context.extensionUri, this.core, this.folders, this.model, this.channel, this.ops));
     this.tasks = add(new TaskHook(this.folders, this.core, this.ops, this.channel));
     const handlers = commandHandlers({
       core: this.core,
@@ -177,6 +179,7 @@ export class Container implements vscode.Disposable {
       migrationOffers: this.tasks.offers,
       schedules: () => this.scheduler?.describe() ?? [],
       refresh: () => this.refresh().then(() => this.status.update()),
+      panel: this.panel,
     };
   }
 

@@ -11,6 +11,16 @@ import type { FolderState } from './folders';
 import type { LogMirror } from './log';
 import type { StatusBar } from './statusBar';
 
+/** A long operation's start, progress (`done` of `total` bytes or items; total 0 when unknown) or `end`. */
+export interface OperationEvent {
+  id: number;
+  title: string;
+  phase: string;
+  done: number;
+  total: number;
+  end?: { ok: boolean; message: string };
+}
+
 /** Runs work with a cancellable progress notification; `signal` aborts when the user presses Cancel. */
 export type ProgressRunner = <T>(title: string, work: (signal: AbortSignal, report: (p: CoreProgress) => void) => Promise<T>) => Promise<T>;
 
@@ -30,6 +40,11 @@ const PHASE: Record<string, string> = {
  * and "Retry"), and successes as `lifeboat.notifications` says.
  */
 export class Operations {
+  private readonly progressEmitter = new vscode.EventEmitter<OperationEvent>();
+  /** Fires as long operations start, report progress and end (the panel shows them). */
+  readonly onDidProgress = this.progressEmitter.event;
+  private nextOperation = 1;
+
   constructor(
     private readonly core: CoreHost,
     private readonly model: BackupsModel,
@@ -45,8 +60,11 @@ export class Operations {
         const ac = new AbortController();
         const sub = token.onCancellationRequested(() => ac.abort(new BackupError('cancelled', `${title}: cancelled`)));
         let last = '';
+        const id = this.nextOperation++;
+        this.progressEmitter.fire({ id, title, phase: 'starting', done: 0, total: 0 });
         try {
-          return await work(ac.signal, (p) => {
+          const result = await work(ac.signal, (p) => {
+            this.progressEmitter.fire({ id, title, phase: PHASE[p.phase] ?? p.phase, done: p.done, total: p.total });
             const phase = PHASE[p.phase] ?? p.phase;
             const pct = p.total > 0 ? ` ${Math.floor((100 * p.done) / p.total)}%` : '';
             const msg = `${phase}${pct}`;
@@ -55,6 +73,11 @@ export class Operations {
               progress.report({ message: msg });
             }
           });
+          this.progressEmitter.fire({ id, title, phase: 'done', done: 0, total: 0, end: { ok: true, message: 'finished' } });
+          return result;
+        } catch (e) {
+          this.progressEmitter.fire({ id, title, phase: 'stopped', done: 0, total: 0, end: { ok: false, message: (e as Error)?.message ?? String(e) } });
+          throw e;
         } finally {
           sub.dispose();
         }

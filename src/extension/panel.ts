@@ -1,86 +1,371 @@
-import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
+import { FIELDS, normalize, validate } from '../core/config';
+import type { LogEntry } from '../core/catalog/backupLog';
+import type {
+  HostMessage,
+  OperationView,
+  PanelState,
+  ProgressState,
+  ReplyMessage,
+  RequestResults,
+  SettingsScope,
+  WebviewCommand,
+  WebviewRequest,
+} from '../../webview/protocol';
+import { parseWebviewMessage } from '../../webview/protocol';
 import type { BackupsModel } from './backupsModel';
+import { COMMANDS } from './commandIds';
 import type { CoreHost } from './coreLoader';
-import type { Folders } from './folders';
-import { formatLocal, formatSize } from './format';
+import type { FolderState, Folders } from './folders';
+import { relativeDb } from './folders';
+import type { OperationEvent, Operations } from './operations';
+import { databaseView, onlyFormKeys, toFieldIssues } from './panelHostState';
+import type { BackupNode, DatabaseNode } from './tree';
+
+const TARGET: Record<SettingsScope, vscode.ConfigurationTarget> = {
+  workspace: vscode.ConfigurationTarget.Workspace,
+  workspaceFolder: vscode.ConfigurationTarget.WorkspaceFolder,
+  user: vscode.ConfigurationTarget.Global,
+};
+
+/** Log entries read per backup directory for the statistics (failures, last success). */
+const LOG_LIMIT = 2000;
 
 /**
- * The "Settings and Statistics" panel host. For now a read-only webview (no scripts)
- * with each database's statistics and a link to the settings; the panel app of issue 6
- * replaces this file. `show` reveals the one panel, creating it when needed; safe to repeat.
+ * The "Settings and Statistics" panel host: one webview panel running the app in
+ * dist/webview.js, spoken to through webview/protocol.ts. It sends nothing until the app
+ * says `panel/app/ready`; after that every change (backups, settings, trust, progress)
+ * posts a Notification with the whole state of its topic, only while the panel is visible
+ * (a hidden panel is rebuilt and says ready again, and then gets the newest state).
+ * Commands run the extension's own commands; Requests are answered with the core's
+ * validate(), slots and planRotation. Every incoming message is checked; a malformed or
+ * unknown one is ignored and logged. `show` is safe to repeat.
  */
 export class PanelHost implements vscode.Disposable {
   private panel: vscode.WebviewPanel | undefined;
+  private ready = false;
   private readonly subs: vscode.Disposable[] = [];
+  private stateTimer: NodeJS.Timeout | undefined;
+  private progressTimer: NodeJS.Timeout | undefined;
+  private readonly running = new Map<number, OperationView>();
+  private lastOperation: OperationView | undefined;
+  private readonly posted = new vscode.EventEmitter<HostMessage>();
+  /** Fires with every message posted to the webview (for tests). */
+  readonly onDidPost = this.posted.event;
 
   constructor(
     private readonly extensionUri: vscode.Uri,
     private readonly core: CoreHost,
     private readonly folders: Folders,
     private readonly model: BackupsModel,
+    private readonly log: vscode.LogOutputChannel,
+    ops?: Pick<Operations, 'onDidProgress'>,
   ) {
-    this.subs.push(model.onDidChange(() => void this.render()));
+    this.subs.push(
+      model.onDidChange(() => this.stateChanged()),
+      folders.onDidChange(() => this.stateChanged()),
+      vscode.workspace.onDidGrantWorkspaceTrust(() => this.stateChanged()),
+      this.posted,
+    );
+    if (ops) this.subs.push(ops.onDidProgress((e) => this.onProgress(e)));
   }
 
+  /** Reveals the one panel, creating it when needed. Safe to repeat. */
   async show(): Promise<void> {
     if (this.panel) {
       this.panel.reveal();
-    } else {
-      this.panel = vscode.window.createWebviewPanel('lifeboat.panel', 'Lifeboat: Settings and Statistics', vscode.ViewColumn.Active, {
-        enableScripts: false,
-        enableCommandUris: ['workbench.action.openSettings'],
-        localResourceRoots: [vscode.Uri.joinPath(this.extensionUri, 'dist')],
-      });
-      this.panel.iconPath = vscode.Uri.joinPath(this.extensionUri, 'media', 'icon.png');
-      this.panel.onDidDispose(() => (this.panel = undefined));
+      return;
     }
-    await this.render();
+    const dist = vscode.Uri.joinPath(this.extensionUri, 'dist');
+    const panel = vscode.window.createWebviewPanel('lifeboat.panel', 'Lifeboat: Settings and Statistics', vscode.ViewColumn.Active, {
+      enableScripts: true,
+      localResourceRoots: [dist],
+    });
+    this.panel = panel;
+    this.ready = false;
+    panel.iconPath = vscode.Uri.joinPath(this.extensionUri, 'media', 'icon.png');
+    const subs = [
+      panel.webview.onDidReceiveMessage((m) => void this.handle(m)),
+      panel.onDidChangeViewState(() => {
+        // A hidden webview is torn down; it says ready again when shown.
+        if (!panel.visible) this.ready = false;
+      }),
+    ];
+    panel.onDidDispose(() => {
+      subs.forEach((s) => s.dispose());
+      if (this.panel === panel) {
+        this.panel = undefined;
+        this.ready = false;
+      }
+    });
+    panel.webview.html = this.html(panel.webview);
   }
 
-  private async render(): Promise<void> {
-    const panel = this.panel;
-    if (!panel) return;
-    const { core } = await this.core.get();
-    const sections: string[] = [];
-    for (const state of await this.folders.resolve()) {
-      if (!state.databases.length) continue;
-      const listing = await this.model.listing(state);
-      const log = await new core.Catalog(state.dir).log.read(500).catch(() => []);
-      for (const db of state.databases) {
-        const records = listing.records.filter((r) => r.manifest.source.path === db);
-        const s = core.computeStats(records, log.filter((e) => e.db === db), new Date());
-        const row = (k: string, v: string) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`;
-        sections.push(`<h2>${esc(path.basename(db))}</h2><table>
-${row('Database', db)}
-${row('Backup directory', state.dir)}
-${row('Backups', `${s.count} (${s.verified} verified), ${formatSize(s.totalSize)}`)}
-${row('Newest verified', s.newestVerified ? formatLocal(s.newestVerified) : 'none')}
-${row('Oldest', s.oldest ? formatLocal(s.oldest) : 'none')}
-${row('Last success', s.lastSuccess ? formatLocal(s.lastSuccess.time) : 'none')}
-${row('Last failure', s.lastFailure ? `${formatLocal(s.lastFailure.time)}: ${s.lastFailure.reason}` : 'none')}
-${row('Restore-tested in the last 30 days', `${Math.round(s.restoreTestCoverage * 100)}%`)}
-${row('Schedule', state.settings.cron ? `cron ${state.settings.cron}` : state.settings.scheduleDaily ? `daily at ${state.settings.backupTime}` : 'off')}
-${row('Retention', `${state.settings.retention.daily} daily, ${state.settings.retention.weekly} weekly, ${state.settings.retention.monthly} monthly, everything within ${state.settings.retention.keepWithin || '—'}, ${state.settings.retention.keepEventBackups} event backups`)}
-</table>`);
+  /** True while the panel exists. */
+  get isOpen(): boolean {
+    return this.panel !== undefined;
+  }
+
+  private html(webview: vscode.Webview): string {
+    const nonce = randomBytes(16).toString('base64');
+    const script = webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview.js'));
+    const csp = [
+      "default-src 'none'",
+      `img-src ${webview.cspSource} data:`,
+      `style-src ${webview.cspSource} 'nonce-${nonce}'`,
+      `font-src ${webview.cspSource}`,
+      `script-src 'nonce-${nonce}'`,
+    ].join('; ');
+    return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Lifeboat: Settings and Statistics</title>
+</head>
+<body>
+<div id="app" data-nonce="${nonce}"></div>
+<script type="module" nonce="${nonce}" src="${script.toString()}"></script>
+</body>
+</html>`;
+  }
+
+  /**
+   * Handles one message as if the webview had sent it: checks it, runs a Command, answers
+   * a Request (the Reply is posted and also returned). A refused message is logged and
+   * ignored (resolves undefined). Never rejects.
+   */
+  async handle(raw: unknown): Promise<ReplyMessage | undefined> {
+    const parsed = parseWebviewMessage(raw);
+    if (!parsed.ok) {
+      this.log.warn(`panel: ignored a message from the webview: ${parsed.reason}`);
+      return undefined;
+    }
+    const m = parsed.message;
+    if (m.kind === 'command') {
+      try {
+        await this.command(m);
+      } catch (e) {
+        this.log.error(`panel: ${m.method} failed: ${(e as Error).message}`);
+      }
+      return undefined;
+    }
+    let reply: ReplyMessage;
+    try {
+      reply = { kind: 'reply', id: m.id, ok: true, result: await this.request(m) };
+    } catch (e) {
+      this.log.warn(`panel: ${m.method} failed: ${(e as Error).message}`);
+      reply = { kind: 'reply', id: m.id, ok: false, error: (e as Error).message };
+    }
+    this.post(reply);
+    return reply;
+  }
+
+  private async command(m: WebviewCommand): Promise<void> {
+    if (m.method === 'panel/app/ready') {
+      this.ready = true;
+      await this.postState();
+      this.postProgress();
+      return;
+    }
+    if (m.method === 'settings/editor/open') {
+      await vscode.commands.executeCommand('workbench.action.openSettings', 'lifeboat.');
+      return;
+    }
+    const target = await this.target(m.params.db);
+    const dbNode: DatabaseNode = { type: 'database', state: target.state, db: target.db };
+    switch (m.method) {
+      case 'backups/database/backUp':
+        await vscode.commands.executeCommand(COMMANDS.backupNow.id, dbNode);
+        return;
+      case 'backups/database/verifyAll':
+        await vscode.commands.executeCommand(COMMANDS.verifyAll.id, dbNode);
+        return;
+      case 'backups/database/rotate':
+        await vscode.commands.executeCommand(COMMANDS.rotateNow.id, dbNode);
+        return;
+      case 'backups/backup/act': {
+        const { records, tiers } = await this.model.ofDatabase(target.state, target.db);
+        const record = records.find((r) => r.id === m.params.id);
+        if (!record) throw new Error(`no backup ${m.params.id} of ${target.db}`);
+        const tier = tiers.get(record.id)?.tier ?? 'daily';
+        const node: BackupNode = { type: 'backup', record, keep: tiers.get(record.id), parent: { type: 'tier', parent: dbNode, tier, records: [record] } };
+        const id = {
+          restore: COMMANDS.restoreBackup.id,
+          verify: COMMANDS.verifyBackup.id,
+          pin: COMMANDS.pinBackup.id,
+          unpin: COMMANDS.unpinBackup.id,
+          reveal: COMMANDS.revealBackup.id,
+        }[m.params.action];
+        await vscode.commands.executeCommand(id, node);
+        return;
       }
     }
-    const settingsLink = `command:workbench.action.openSettings?${encodeURIComponent(JSON.stringify(['lifeboat.']))}`;
-    panel.webview.html = `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src ${panel.webview.cspSource};">
-<style>body{font-family:var(--vscode-font-family);color:var(--vscode-foreground);padding:0 16px}th{text-align:left;padding-right:16px;font-weight:600;vertical-align:top}td,th{padding-bottom:4px}a{color:var(--vscode-textLink-foreground)}</style>
-<title>Lifeboat</title></head><body><h1>Lifeboat</h1>
-<p><a href="${settingsLink}">Open Lifeboat's settings</a></p>
-${sections.join('\n') || '<p>No database is protected yet. Run <b>Lifeboat: Protect Database...</b>.</p>'}
-</body></html>`;
+  }
+
+  private async request(m: WebviewRequest): Promise<RequestResults[WebviewRequest['method']]> {
+    const { state } = await this.target(m.params.db);
+    const values = onlyFormKeys(m.params.values);
+    const issues = toFieldIssues(validate(values));
+    switch (m.method) {
+      case 'settings/values/validate':
+        return { issues };
+      case 'settings/schedule/preview': {
+        const own = issues.filter((i) => /^lifeboat\.(enabled|schedule\.)/.test(i.field));
+        if (own.length) return { label: '', runs: [], issues: own };
+        const settings = normalize(values, state.settings).settings;
+        const slots = await import('../core/schedule/slots.js');
+        try {
+          const schedule = slots.scheduleFromSettings(settings);
+          if (!schedule) return { label: settings.enabled ? 'off' : 'off (Lifeboat is disabled)', runs: [], issues: [] };
+          const now = new Date();
+          const runs = slots.slotsBetween(schedule, now, new Date(now.getTime() + 400 * 86_400_000), 3).map((d) => d.toISOString());
+          return { label: schedule.label, runs, issues: [] };
+        } catch (e) {
+          const msg = (e as Error).message;
+          const field = /^(lifeboat\.[\w.]+):\s*/.exec(msg);
+          return { label: '', runs: [], issues: [{ field: field?.[1] ?? 'lifeboat.schedule.cron', reason: field ? msg.slice(field[0].length) : msg }] };
+        }
+      }
+      case 'settings/retention/preview': {
+        const own = issues.filter((i) => i.field.startsWith('lifeboat.retention.'));
+        if (own.length) return { keep: [], remove: [], issues: own };
+        const settings = normalize(values, state.settings).settings;
+        const { core } = await this.core.get();
+        const { records } = await this.model.ofDatabase(state, m.params.db);
+        const plan = core.planRotation(records, settings.retention, new Date());
+        return { keep: plan.keep, remove: plan.remove, refused: plan.refused, issues: [] };
+      }
+      case 'settings/values/save': {
+        if (issues.length) return { saved: [], issues };
+        const scope = m.params.scope;
+        const cfg = vscode.workspace.getConfiguration('lifeboat', state.folder.uri);
+        const current = new Map(FIELDS.map((f) => [f.key, f.get(state.settings)]));
+        const saved: string[] = [];
+        for (const [key, value] of values) {
+          // Only what the user changed is written, so the chosen scope doesn't fill up with defaults.
+          if (JSON.stringify(current.get(key)) === JSON.stringify(value)) continue;
+          await cfg.update(key, value, TARGET[scope]);
+          saved.push(key);
+        }
+        if (saved.length) {
+          this.log.info(`panel: wrote ${saved.map((k) => `lifeboat.${k}`).join(', ')} to the ${scope} settings`);
+          this.folders.invalidate();
+        }
+        return { saved, issues: [] };
+      }
+    }
+  }
+
+  private async target(db: string): Promise<{ state: FolderState; db: string }> {
+    const state = (await this.folders.resolve()).find((s) => s.databases.includes(db));
+    if (!state) throw new Error(`${db} is not a protected database`);
+    return { state, db };
+  }
+
+  /** The whole state the panel shows. Reads the backups through the shared model. */
+  async buildState(): Promise<PanelState> {
+    const { core } = await this.core.get();
+    const slots = await import('../core/schedule/slots.js');
+    const now = new Date();
+    const states = await this.folders.resolve();
+    const databases = [];
+    for (const state of states) {
+      if (!state.databases.length) continue;
+      const listing = await this.model.listing(state);
+      const log: LogEntry[] = await new core.Catalog(state.dir).log.read(LOG_LIMIT).catch(() => []);
+      let schedule: { label: string; next?: Date };
+      try {
+        const s = slots.scheduleFromSettings(state.settings);
+        schedule = s ? { label: s.label, next: slots.nextSlotAfter(s, now) } : { label: state.settings.enabled ? 'off' : 'off (Lifeboat is disabled)' };
+      } catch (e) {
+        schedule = { label: `invalid: ${(e as Error).message}` };
+      }
+      for (const db of state.databases) {
+        const records = listing.records.filter((r) => r.manifest.source.path === db);
+        const dbLog = log.filter((e) => e.db === db);
+        databases.push(
+          databaseView({
+            db,
+            label: relativeDb(state.folder, db),
+            folder: state.folder.name,
+            dir: state.dir,
+            settings: state.settings,
+            records,
+            tiers: listing.tiers,
+            log: dbLog,
+            stats: core.computeStats(records, dbLog, now),
+            schedule,
+            error: listing.error,
+          }),
+        );
+      }
+    }
+    const multi = (vscode.workspace.workspaceFolders?.length ?? 0) > 1;
+    return {
+      databases,
+      trusted: vscode.workspace.isTrusted,
+      scopes: multi ? ['workspaceFolder', 'workspace', 'user'] : ['workspace', 'user'],
+      now: now.toISOString(),
+    };
+  }
+
+  private stateChanged(): void {
+    if (!this.panel) return;
+    // A backup touches several files; one rebuild after the burst.
+    if (this.stateTimer) clearTimeout(this.stateTimer);
+    this.stateTimer = setTimeout(() => {
+      this.stateTimer = undefined;
+      void this.postState();
+    }, 150);
+  }
+
+  private async postState(): Promise<void> {
+    if (!this.canPost()) return;
+    try {
+      const state = await this.buildState();
+      this.post({ kind: 'notification', method: 'panel/state/didChange', params: state });
+    } catch (e) {
+      this.log.error(`panel: building the state failed: ${(e as Error).message}`);
+    }
+  }
+
+  private onProgress(e: OperationEvent): void {
+    const op: OperationView = { id: e.id, title: e.title, phase: e.phase, done: e.done, total: e.total, result: e.end };
+    if (e.end) {
+      this.running.delete(e.id);
+      this.lastOperation = op;
+    } else {
+      this.running.set(e.id, op);
+    }
+    // Progress can fire per chunk; a few updates a second are plenty, but an end is sent at once.
+    if (e.end) this.postProgress();
+    else this.progressTimer ??= setTimeout(() => this.postProgress(), 100);
+  }
+
+  private postProgress(): void {
+    if (this.progressTimer) clearTimeout(this.progressTimer);
+    this.progressTimer = undefined;
+    if (!this.canPost()) return;
+    const params: ProgressState = { running: [...this.running.values()], last: this.lastOperation };
+    this.post({ kind: 'notification', method: 'panel/progress/didChange', params });
+  }
+
+  private canPost(): boolean {
+    return !!this.panel && this.ready && this.panel.visible;
+  }
+
+  private post(m: HostMessage): void {
+    this.posted.fire(m);
+    void this.panel?.webview.postMessage(m);
   }
 
   dispose(): void {
+    if (this.stateTimer) clearTimeout(this.stateTimer);
+    if (this.progressTimer) clearTimeout(this.progressTimer);
     for (const s of this.subs) s.dispose();
     this.panel?.dispose();
   }
-}
-
-function esc(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
