@@ -215,7 +215,7 @@ export class PanelHost implements vscode.Disposable {
       case 'settings/schedule/preview': {
         const own = issues.filter((i) => /^lifeboat\.(enabled|schedule\.)/.test(i.field));
         if (own.length) return { label: '', runs: [], issues: own };
-        const settings = normalize(values, state.settings).settings;
+        const settings = normalize(Object.fromEntries(values), state.settings).settings;
         const slots = await import('../core/schedule/slots.js');
         try {
           const schedule = slots.scheduleFromSettings(settings);
@@ -232,7 +232,7 @@ export class PanelHost implements vscode.Disposable {
       case 'settings/retention/preview': {
         const own = issues.filter((i) => i.field.startsWith('lifeboat.retention.'));
         if (own.length) return { keep: [], remove: [], issues: own };
-        const settings = normalize(values, state.settings).settings;
+        const settings = normalize(Object.fromEntries(values), state.settings).settings;
         const { core } = await this.core.get();
         const { records } = await this.model.ofDatabase(state, m.params.db);
         const plan = core.planRotation(records, settings.retention, new Date());

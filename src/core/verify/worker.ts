@@ -4,6 +4,7 @@
  * one WorkerReply and ends. verifier.ts is its only client.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import initSqlJs from 'sql.js';
 import { type CheckResult, verifyBytes } from './checks';
@@ -86,6 +87,15 @@ function failureOf(e: unknown): WorkerReply {
 
 if (!isMainThread && parentPort) {
   const port = parentPort;
+  if (process.platform === 'linux') {
+    // On Linux the nice value is per thread: this lowers only the verifier's thread, so
+    // seconds of WASM never compete on equal terms with the extension host's event loop.
+    try {
+      setPriority(0, 10);
+    } catch {
+      // not permitted: run at normal priority
+    }
+  }
   handle(workerData as WorkerRequest).then(
     (reply) => port.postMessage(reply),
     (e: unknown) => port.postMessage(failureOf(e)),
