@@ -22,6 +22,7 @@ rm -f test-results/summary-*.json
 node esbuild.mjs
 npx eslint src webview test scripts bench
 node scripts/runTests.mjs unit integration --typecheck
+node test/webview/run.mjs
 node scripts/vscode/run.mjs
 
 # One closing line over every suite.

@@ -63,6 +63,15 @@ function resolveDir(opts: Options, cfg: CliSettings, db?: string): string {
   return path.resolve(cfg.base, cfg.settings.directory);
 }
 
+/**
+ * Settings for a command that works on a backup directory: read from the folder that
+ * holds `--dir` (where the default layout keeps the database and its lifeboat.json),
+ * else from the current folder.
+ */
+function dirSettings(opts: Options): CliSettings {
+  return loadSettings(typeof opts.dir === 'string' ? path.dirname(path.resolve(opts.dir)) : process.cwd());
+}
+
 function localTime(iso: string): string {
   return iso.replace('T', ' ').replace(/\.\d+/, '');
 }
@@ -120,7 +129,7 @@ async function cmdList(argv: string[], engine: Engine): Promise<number> {
 async function cmdStats(argv: string[], engine: Engine): Promise<number> {
   const { opts, pos } = parse(argv, { dir: { type: 'string' }, json: { type: 'boolean' } });
   if (pos.length) throw new UsageError('stats takes no positional arguments');
-  const cfg = loadSettings(process.cwd());
+  const cfg = dirSettings(opts);
   const dir = resolveDir(opts, cfg);
   const catalog = engine.catalog(dir);
   const { records } = await catalog.list();
@@ -147,7 +156,7 @@ async function cmdVerify(argv: string[], engine: Engine): Promise<number> {
   let archives: string[];
   let settingsFrom: string;
   if (opts.all) {
-    const cfg = loadSettings(process.cwd());
+    const cfg = dirSettings(opts);
     const dir = resolveDir(opts, cfg);
     const { records, broken } = await engine.list(dir);
     archives = [...records.map((r) => r.path), ...broken.map((b) => b.path)];
@@ -156,7 +165,6 @@ async function cmdVerify(argv: string[], engine: Engine): Promise<number> {
     archives = [path.resolve(pos[0])];
     settingsFrom = path.dirname(archives[0]);
   }
-  const cfg = loadSettings(settingsFrom);
   let damaged = 0;
   const results = [];
   for (const a of archives) {
@@ -164,6 +172,9 @@ async function cmdVerify(argv: string[], engine: Engine): Promise<number> {
     let problems: string[] = [];
     let notChecked: string[] = [];
     try {
+      // Each backup is checked with its own database's settings (probe query, limits).
+      const source = await engine.manifestOf(a).then((m) => m.source.path, () => undefined);
+      const cfg = source ? loadSettings(path.dirname(source), source) : loadSettings(settingsFrom);
       const r = await engine.verifyArchive(a, cfg.settings);
       ok = r.ok;
       problems = r.problems;
@@ -188,17 +199,20 @@ async function cmdRestore(argv: string[], engine: Engine): Promise<number> {
   const { opts, pos } = parse(argv, { to: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' }, dir: { type: 'string' } });
   if (pos.length !== 1) throw new UsageError('restore needs exactly one archive path');
   const archive = path.resolve(pos[0]);
-  const cfg = loadSettings(path.dirname(archive));
+  // The settings of the database being restored (its lifeboat.json or workspace settings).
+  const target = typeof opts.to === 'string' ? path.resolve(opts.to) : (await engine.manifestOf(archive)).source.path;
+  const cfg = loadSettings(path.dirname(target), target);
   const res = await engine.restore(archive, {
     to: typeof opts.to === 'string' ? opts.to : undefined,
     force: !!opts.force,
     settings: cfg.settings,
     dir: typeof opts.dir === 'string' ? path.resolve(opts.dir) : undefined,
   });
-  if (opts.json) json({ target: res.target, restored: res.manifest.id, preRestore: res.preRestore?.path ?? null });
+  if (opts.json) json({ target: res.target, restored: res.manifest.id, preRestore: res.preRestore?.path ?? null, rawCopy: res.rawCopy ?? null });
   else {
     print(`restored ${res.manifest.id} to ${res.target}`);
     if (res.preRestore) print(`the previous state is saved in ${res.preRestore.path}`);
+    if (res.rawCopy) print(`the previous file was not readable SQLite; its raw bytes are kept in ${res.rawCopy}`);
   }
   return EXIT.ok;
 }
@@ -208,7 +222,7 @@ async function cmdLog(argv: string[], engine: Engine): Promise<number> {
   if (pos.length) throw new UsageError('log takes no positional arguments');
   const limit = opts.limit === undefined ? undefined : Number(opts.limit);
   if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new UsageError(`--limit must be a positive whole number (got ${opts.limit})`);
-  const cfg = loadSettings(process.cwd());
+  const cfg = dirSettings(opts);
   const dir = resolveDir(opts, cfg);
   const entries = await engine.catalog(dir).log.read(limit);
   if (opts.json) json(entries);
@@ -232,6 +246,9 @@ async function cmdRun(argv: string[], engine: Engine): Promise<number> {
   }
   return new Promise((resolve) => {
     const child = spawn(command[0], command.slice(1), { stdio: 'inherit', shell: process.platform === 'win32' });
+    // Stopping lifeboat stops the command it runs, rather than orphaning it.
+    const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, forward(sig));
     child.on('error', (e) => {
       process.stderr.write(`lifeboat: cannot run ${command[0]}: ${e.message}\n`);
       resolve(127);
@@ -243,7 +260,7 @@ async function cmdRun(argv: string[], engine: Engine): Promise<number> {
 async function cmdRotate(argv: string[], engine: Engine): Promise<number> {
   const { opts, pos } = parse(argv, { dir: { type: 'string' }, 'dry-run': { type: 'boolean' }, force: { type: 'boolean' }, json: { type: 'boolean' } });
   if (pos.length) throw new UsageError('rotate takes no positional arguments');
-  const cfg = loadSettings(process.cwd());
+  const cfg = dirSettings(opts);
   const dir = resolveDir(opts, cfg);
   const plan = await engine.rotate(dir, cfg.settings, { dryRun: !!opts['dry-run'], force: !!opts.force });
   if (opts.json) json({ dir, dryRun: !!opts['dry-run'], ...plan });
@@ -351,7 +368,7 @@ export async function main(argv: string[]): Promise<number> {
     if (BackupError.is(e)) {
       process.stderr.write(`lifeboat: ${e.message}\n`);
       if (e.reason === 'badConfig' || e.reason === 'usage') return EXIT.usage;
-      if (e.reason === 'verifyFailed') return EXIT.damage;
+      if (e.reason === 'verifyFailed' || e.reason === 'badArchive' || e.reason === 'unsafeArchive') return EXIT.damage;
       return EXIT.failed;
     }
     process.stderr.write(`lifeboat: unexpected error: ${(e as Error)?.stack ?? String(e)}\n`);

@@ -15,15 +15,17 @@ export interface CliSettings {
 
 /**
  * Finds the configuration the extension would use: a `lifeboat.json` beside the
- * database, else the nearest `.vscode/settings.json` walking up from `start`. Invalid
+ * database (or in `start` when no database is given), else the nearest
+ * `.vscode/settings.json` walking up from `start`. Invalid
  * values are a usage error naming the file and the setting (the CLI has no "last valid
  * value" to fall back on). Without a file: the defaults, relative to `start`.
  */
 export function loadSettings(start: string, dbPath?: string): CliSettings {
-  if (dbPath) {
-    const beside = path.join(path.dirname(path.resolve(dbPath)), 'lifeboat.json');
-    if (existsSync(beside)) return fromFile(beside, path.dirname(beside));
-  }
+  // Beside the database; without one (a command given only a backup directory), in the
+  // folder that holds the directory, where the default layout keeps the database.
+  const besideDir = dbPath ? path.dirname(path.resolve(dbPath)) : path.resolve(start);
+  const beside = path.join(besideDir, 'lifeboat.json');
+  if (existsSync(beside)) return fromFile(beside, besideDir);
   let dir = path.resolve(start);
   for (;;) {
     const f = path.join(dir, '.vscode', 'settings.json');

@@ -8,7 +8,8 @@ import { archiveId } from './catalog/layout';
 import { nullLogger, systemClock, type Clock, type Logger, type ProgressListener } from './context';
 import type { Settings } from './config';
 import { BackupError, fsError } from './errors';
-import { fsyncDir, removeQuietly } from './fsutil';
+import { canonicalPath, fsyncDir, removeQuietly } from './fsutil';
+import { sameSourceState } from './schedule/due';
 import {
   ARCHIVE_FORMAT,
   ARCHIVE_FORMAT_VERSION,
@@ -79,6 +80,8 @@ export interface RestoreOptions {
 export interface RestoreResult {
   target: string;
   preRestore?: BackupRecord;
+  /** When the replaced file was not readable SQLite (restored with force): where its raw bytes were kept. */
+  rawCopy?: string;
   manifest: Manifest;
 }
 
@@ -111,14 +114,15 @@ export class Engine {
    * verification is kept, marked `sourceDamaged` (the live database is damaged). Throws
    * BackupError on any failure, leaving no partial archive.
    */
-  backup(dbPath: string, o: BackupOptions): Promise<BackupResult> {
-    const db = path.resolve(dbPath);
+  async backup(dbPath: string, o: BackupOptions): Promise<BackupResult> {
+    // One database seen through two paths (a symlink) is one database: one queue, one name.
+    const db = await canonicalPath(dbPath);
     return this.queue.run(db, () => this.backupUnqueued(db, o));
   }
 
   /** `backup` without the queue: only for a caller that already holds `dbPath`'s queue. */
   async backupUnqueued(dbPath: string, o: BackupOptions): Promise<BackupResult> {
-    const db = path.resolve(dbPath);
+    const db = await canonicalPath(dbPath);
     const started = Date.now();
     const catalog = this.catalog(o.dir);
     const fields = { db, phase: 'backup' };
@@ -305,17 +309,16 @@ export class Engine {
    * the test for a shutdown backup, which is skipped otherwise.
    */
   async changedSinceLastBackup(db: string, dir: string): Promise<boolean> {
-    const d = path.resolve(db);
+    const d = await canonicalPath(db);
     const { records } = await this.list(dir, d);
     const newest = records.find((r) => isVerified(r));
     if (!newest) return true;
     const st = await readSourceState(d);
-    const lastChange = Math.max(st.mtimeMs, st.walMtimeMs || 0);
     const prev = newest.manifest.source.state;
-    if (prev && prev.size === st.size && prev.changeCounter === st.changeCounter && prev.walSize === st.walSize && prev.mtimeMs === st.mtimeMs && prev.walMtimeMs === st.walMtimeMs) {
-      return false;
-    }
-    return lastChange > Date.parse(newest.manifest.created);
+    // Any difference in the fingerprint is a change: mtimes are too coarse to order a write
+    // that landed right after a fast snapshot.
+    if (prev) return !sameSourceState(prev, st);
+    return Math.max(st.mtimeMs, st.walMtimeMs || 0) > Date.parse(newest.manifest.created);
   }
 
   /**
@@ -325,12 +328,13 @@ export class Engine {
    */
   async backupBeforeMigration(db: string, o: Omit<BackupOptions, 'kind'>): Promise<BackupResult> {
     const res = await this.backup(db, { ...o, kind: 'migration' });
+    if (res.sourceDamaged) {
+      throw new BackupError('verifyFailed', `${db} is damaged (its backup failed verification); the migration was not run`, { path: db });
+    }
     if (!res.verified) {
       throw new BackupError(
-        'verifyFailed',
-        res.sourceDamaged
-          ? `${db} is damaged (its backup failed verification); the migration was not run`
-          : `the backup of ${db} before the migration was not verified (${res.record.manifest.verification.skippedReason ?? 'unknown'}); the migration was not run`,
+        'tooLarge',
+        `the backup of ${db} before the migration was not verified (${res.record.manifest.verification.skippedReason ?? 'verification skipped'}); the migration was not run`,
         { path: db },
       );
     }
@@ -441,7 +445,7 @@ export class Engine {
   async list(dir: string, db?: string): Promise<{ records: BackupRecord[]; broken: { path: string; error: string }[] }> {
     const l = await this.catalog(dir).list();
     if (!db) return l;
-    const d = path.resolve(db);
+    const d = await canonicalPath(db);
     return { records: l.records.filter((r) => r.manifest.source.path === d), broken: l.broken };
   }
 

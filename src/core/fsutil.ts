@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Stream } from 'node:stream';
-import { open, rename, rm } from 'node:fs/promises';
+import { open, realpath, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fsError } from './errors';
 
@@ -105,4 +105,22 @@ export async function destroyStream(stream: Stream & { destroy(): unknown; close
     stream.on('error', () => undefined);
     stream.destroy();
   });
+}
+
+/**
+ * The canonical absolute path of a file that may not exist yet: symlinks resolved (the
+ * file's own, or its folder's), so that one database seen through two paths is one
+ * database, and a restore over a symlink replaces the real file. Never throws.
+ */
+export async function canonicalPath(p: string): Promise<string> {
+  const abs = path.resolve(p);
+  try {
+    return await realpath(abs);
+  } catch {
+    try {
+      return path.join(await realpath(path.dirname(abs)), path.basename(abs));
+    } catch {
+      return abs;
+    }
+  }
 }

@@ -122,10 +122,15 @@ export interface BackupRecord {
   state: BackupState;
 }
 
-/** A verified backup counts toward retention; a failed, unverified or source-damaged one does not. */
+/**
+ * A verified backup counts toward retention; a failed, unverified or source-damaged one
+ * does not. A backup verified when it was made stays verified unless a later check proved
+ * the archive itself damaged (CRC, sha256 or seal): a later probe query that fails (the
+ * schema moved on), a size limit lowered, or a verifier that could not run say nothing
+ * about the archive, and must never make rotation delete a good backup.
+ */
 export function isVerified(r: BackupRecord): boolean {
   if (r.manifest.sourceDamaged) return false;
-  const v = r.state.lastVerify;
-  if (v) return v.status === 'ok' && v.archiveOk;
+  if (r.state.lastVerify && r.state.lastVerify.archiveOk === false) return false;
   return r.manifest.verification.status === 'ok';
 }

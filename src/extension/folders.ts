@@ -1,6 +1,8 @@
 import * as path from 'node:path';
+import { realpathSync } from 'node:fs';
 import * as vscode from 'vscode';
 import { DEFAULT_SETTINGS, FIELDS, describeIssue, normalize, type Settings } from '../core/config';
+import { canonicalPath } from '../core/fsutil';
 
 /** One workspace folder as Lifeboat sees it: its settings, backup directory and databases. */
 export interface FolderState {
@@ -86,16 +88,20 @@ export class Folders implements vscode.Disposable {
     for (const folder of vscode.workspace.workspaceFolders ?? []) {
       if (folder.uri.scheme !== 'file') continue;
       const settings = this.settingsOf(folder);
-      const root = folder.uri.fsPath;
+      // Canonical paths (symlinks resolved), as the engine records them in manifests.
+      const root = await canonicalPath(folder.uri.fsPath);
       const dir = path.resolve(root, settings.directory);
       const dbs = new Set<string>();
       for (const entry of settings.databases) {
         if (!entry.trim()) continue;
         if (GLOB_CHARS.test(entry)) {
           const found = await vscode.workspace.findFiles(new vscode.RelativePattern(folder, entry), '**/node_modules/**', 200);
-          for (const u of found) if (!isInside(u.fsPath, dir)) dbs.add(u.fsPath);
+          for (const u of found) {
+            const db = await canonicalPath(u.fsPath);
+            if (!isInside(db, dir)) dbs.add(db);
+          }
         } else {
-          dbs.add(path.resolve(root, entry));
+          dbs.add(await canonicalPath(path.resolve(root, entry)));
         }
       }
       out.push({ folder, settings, dir, databases: [...dbs].sort() });
@@ -117,6 +123,14 @@ export function isInside(p: string, dir: string): boolean {
 
 /** The database's path relative to its folder, with forward slashes (how settings and task names show it). */
 export function relativeDb(folder: vscode.WorkspaceFolder, db: string): string {
-  const rel = path.relative(folder.uri.fsPath, db);
+  let rel = path.relative(folder.uri.fsPath, db);
+  if (rel.startsWith('..')) {
+    // The database path is canonical; the folder's may go through a symlink.
+    try {
+      rel = path.relative(realpathSync(folder.uri.fsPath), db);
+    } catch {
+      // keep the first answer
+    }
+  }
   return (rel.startsWith('..') || path.isAbsolute(rel) ? db : rel).split(path.sep).join('/');
 }

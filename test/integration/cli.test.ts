@@ -225,7 +225,7 @@ describe('CLI bad input: one clear error, nothing changed', () => {
     }
   });
 
-  test('a malformed archive: verify says damage (3), restore refuses and changes nothing', async () => {
+  test('a malformed archive: verify and restore say damage (3), restore changes nothing', async () => {
     const db = path.join(t.dir, 'target.db');
     makeDb(db, { rows: 20 });
     const before = readFileSync(db);
@@ -234,7 +234,7 @@ describe('CLI bad input: one clear error, nothing changed', () => {
     const v = await lifeboat(['verify', bad]);
     assert.equal(v.code, 3);
     const r = await lifeboat(['restore', bad, '--to', db]);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 3);
     assert.match(r.stderr, /bad\.zip/);
     expectOneLine(r.stderr);
     assert.ok(readFileSync(db).equals(before));

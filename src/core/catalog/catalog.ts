@@ -5,6 +5,7 @@ import { systemClock, type Clock } from '../context';
 import { BackupError, fsError } from '../errors';
 import { writeFileAtomic } from '../fsutil';
 import { isoLocal } from '../time';
+import { processAlive } from '../processInfo';
 import type { BackupRecord, BackupState, Manifest } from '../model';
 import { BackupLog, type LogEntry } from './backupLog';
 import { layout, type Layout } from './layout';
@@ -155,14 +156,26 @@ export class Catalog {
     return r;
   }
 
+  /**
+   * The per-backup state (pins, later verifications, restore tests). A missing file is
+   * empty; an unreadable or garbled one throws BackupError 'io' naming it, because
+   * reading it as empty would silently drop pins (and let rotation delete pinned backups).
+   */
   async readState(): Promise<StateFile> {
+    let text: string;
     try {
-      const s = JSON.parse(await fs.readFile(this.paths.state, 'utf8')) as StateFile;
+      text = await fs.readFile(this.paths.state, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, backups: {} };
+      throw fsError(e, this.paths.state, 'reading the backup state (pins)');
+    }
+    try {
+      const s = JSON.parse(text) as StateFile;
       if (s && s.version === 1 && s.backups && typeof s.backups === 'object') return s;
     } catch {
-      // missing or unreadable: start empty (pins live in archives' state only)
+      // reported below
     }
-    return { version: 1, backups: {} };
+    throw new BackupError('io', `${this.paths.state}: the backup state (pins, verifications) is damaged; fix or remove it`, { path: this.paths.state });
   }
 
   /** Changes one backup's state under the lock; writes atomically. Safe to repeat. */
@@ -201,14 +214,6 @@ export class Catalog {
   }
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function isoNow(clock: Clock): string {
   return isoLocal(clock.now());

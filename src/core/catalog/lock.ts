@@ -4,12 +4,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { systemClock, type Clock } from '../context';
 import { BackupError, fsError } from '../errors';
+import { processAlive, processStartId } from '../processInfo';
 
 interface LockInfo {
   pid: number;
   host: string;
   token: string;
   acquired: string;
+  /** The holder's start identity: a reused pid does not keep a dead holder's lock. */
+  started?: string;
 }
 
 export interface LockOptions {
@@ -21,14 +24,6 @@ export interface LockOptions {
   signal?: AbortSignal;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Runs `fn` while holding the backup directory's lock file (`.lifeboat/lock`, created
@@ -51,7 +46,7 @@ export async function acquireLock(lockPath: string, o: LockOptions = {}): Promis
   const clock = o.clock ?? systemClock;
   const timeoutMs = o.timeoutMs ?? 30_000;
   const staleMs = o.staleMs ?? 120_000;
-  const info: LockInfo = { pid: process.pid, host: os.hostname(), token: randomUUID(), acquired: clock.now().toISOString() };
+  const info: LockInfo = { pid: process.pid, host: os.hostname(), token: randomUUID(), acquired: clock.now().toISOString(), started: processStartId(process.pid) };
   const text = JSON.stringify(info);
   const start = Date.now();
   let delay = 5;
@@ -120,7 +115,7 @@ async function breakIfStale(lockPath: string, staleMs: number): Promise<void> {
   } catch {
     // A holder that died between create and write leaves an empty file: judged by age.
   }
-  const dead = holder && holder.host === os.hostname() && !alive(holder.pid);
+  const dead = holder && holder.host === os.hostname() && !processAlive(holder.pid, holder.started);
   const old = Date.now() - mtimeMs > staleMs;
   if (!dead && !old) return;
   // Move it aside first, so that of two processes breaking the same stale lock only

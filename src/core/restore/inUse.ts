@@ -1,60 +1,72 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { canonicalPath } from '../fsutil';
 
 /** What makes a database look in use: processes that hold it open, or sidecar evidence. */
 export interface InUse {
   inUse: boolean;
-  /** For people: "pid 1234 (sqlite3) has it open", "a -shm file exists". */
+  /** For people: "pid 1234 (sqlite3) has app.db open", "app.db-shm exists". */
   evidence: string[];
 }
 
-/**
- * Tells whether a database looks open by another process. On Linux it reads
- * /proc/<pid>/fd of every process this user can see, for the database, its -wal, -shm
- * and -journal; elsewhere it falls back to sidecar files (a -shm or a hot journal).
- * The current process is ignored. Never throws.
- */
-export async function databaseInUse(dbPath: string): Promise<InUse> {
-  const target = path.resolve(dbPath);
-  const names = new Set([target, `${target}-wal`, `${target}-shm`, `${target}-journal`]);
-  const evidence: string[] = [];
-  if (process.platform === 'linux') {
-    let pids: string[] = [];
-    try {
-      pids = (await fs.readdir('/proc')).filter((n) => /^\d+$/.test(n) && Number(n) !== process.pid);
-    } catch {
-      pids = [];
-    }
-    for (const pid of pids) {
-      let fds: string[];
-      try {
-        fds = await fs.readdir(`/proc/${pid}/fd`);
-      } catch {
-        continue;
-      }
-      for (const fd of fds) {
-        let link: string;
-        try {
-          link = await fs.readlink(`/proc/${pid}/fd/${fd}`);
-        } catch {
-          continue;
-        }
-        if (names.has(link)) {
-          const comm = await fs.readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '?');
-          evidence.push(`pid ${pid} (${comm.trim()}) has ${path.basename(link)} open`);
-          break;
-        }
-      }
-    }
-    return { inUse: evidence.length > 0, evidence };
-  }
+async function sidecarEvidence(target: string): Promise<string[]> {
+  const found: string[] = [];
   for (const side of ['-shm', '-wal']) {
     try {
-      await fs.access(target + side);
-      evidence.push(`${path.basename(target)}${side} exists`);
+      if ((await fs.stat(target + side)).size > 0) found.push(`${path.basename(target)}${side} exists`);
     } catch {
       // absent
     }
   }
+  return found;
+}
+
+/**
+ * Tells whether a database looks open by another process. The path is made canonical
+ * first (symlinks resolved), because /proc shows real paths. On Linux it reads
+ * /proc/<pid>/fd of every process for the database, its -wal, -shm and -journal; when
+ * some process's descriptors could not be read (another user's, another namespace),
+ * a non-empty -shm or -wal also counts as evidence. Elsewhere the sidecars are the only
+ * evidence. The current process is ignored. Never throws.
+ */
+export async function databaseInUse(dbPath: string): Promise<InUse> {
+  const target = await canonicalPath(dbPath);
+  const names = new Set([target, `${target}-wal`, `${target}-shm`, `${target}-journal`]);
+  const evidence: string[] = [];
+  if (process.platform !== 'linux') {
+    const side = await sidecarEvidence(target);
+    return { inUse: side.length > 0, evidence: side };
+  }
+  let unreadable = 0;
+  let pids: string[] = [];
+  try {
+    pids = (await fs.readdir('/proc')).filter((n) => /^\d+$/.test(n) && Number(n) !== process.pid);
+  } catch {
+    unreadable++;
+  }
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = await fs.readdir(`/proc/${pid}/fd`);
+    } catch (e) {
+      // A process that just ended is not evidence; one we may not look into might be.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') unreadable++;
+      continue;
+    }
+    for (const fd of fds) {
+      let link: string;
+      try {
+        link = await fs.readlink(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      if (names.has(link)) {
+        const comm = await fs.readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '?');
+        evidence.push(`pid ${pid} (${comm.trim()}) has ${path.basename(link)} open`);
+        break;
+      }
+    }
+  }
+  if (evidence.length === 0 && unreadable > 0) evidence.push(...(await sidecarEvidence(target)));
   return { inUse: evidence.length > 0, evidence };
 }

@@ -16,6 +16,7 @@ import path from 'node:path';
 import type { Catalog } from '../catalog/catalog';
 import { systemClock, type Clock } from '../context';
 import { fsError } from '../errors';
+import { processAlive, processStartId } from '../processInfo';
 import type { SlotMark } from './due';
 
 /** One process's claim on one key's slot. */
@@ -30,6 +31,8 @@ export interface Claim {
   at: string;
   /** Tells this claim from a later one of the same process. */
   token: string;
+  /** The holder's start identity (see processStartId), so a reused pid does not keep the claim alive. */
+  started?: string;
 }
 
 export interface ClaimsFile {
@@ -56,14 +59,6 @@ export type ClaimResult<T> =
 /** The part of a Catalog claims need. */
 export type ClaimsCatalog = Pick<Catalog, 'withLock' | 'paths'>;
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 const empty = (): ClaimsFile => ({ version: 1, claims: {}, marks: {} });
 
@@ -98,13 +93,14 @@ export class SlotClaims {
   }
 
   /**
-   * True while `c` binds other processes: its holder is alive (checked by pid on this
-   * host; another host's claim is trusted) and the claim is younger than `staleMs`.
+   * True while `c` binds other processes: its holder is alive (checked by pid and start
+   * identity on this host; another host's claim is trusted) and the claim is younger than
+   * `staleMs`.
    */
   isLive(c: Claim): boolean {
     const age = this.clock.now().getTime() - Date.parse(c.at);
     if (!(age < this.staleMs)) return false;
-    if (c.host === this.host && !processAlive(c.pid)) return false;
+    if (c.host === this.host && !processAlive(c.pid, c.started)) return false;
     return true;
   }
 
@@ -123,7 +119,15 @@ export class SlotClaims {
       if (held && this.isLive(held)) return { status: 'busy', holder: held };
       const decision = await decide(f);
       if (!decision.due) return { status: 'notDue', decision };
-      const claim: Claim = { key, slot: slot.toISOString(), pid: this.pid, host: this.host, at: this.clock.now().toISOString(), token: randomUUID() };
+      const claim: Claim = {
+        key,
+        slot: slot.toISOString(),
+        pid: this.pid,
+        host: this.host,
+        at: this.clock.now().toISOString(),
+        token: randomUUID(),
+        started: processStartId(this.pid),
+      };
       f.claims[key] = claim;
       await this.write(f);
       return { status: 'claimed', claim, decision };
