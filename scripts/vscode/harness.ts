@@ -1,7 +1,7 @@
 /**
  * Helpers to run Lifeboat inside a real VS Code: code-server (VS Code 1.100 from npm) on
  * loopback, its workbench opened in Debian's Chromium through playwright-core.
- * See /work/shared/docs/real-vscode-tests.md for the recipe these follow.
+ * See ../shared/docs/real-vscode-tests.md (beside the repository) for the recipe these follow.
  *
  * A UI check is a small file under test/e2e/ exporting `checks: UiCheck[]`; the runner
  * (scripts/vscode/run.mjs) gives each one a page with the workbench open.

@@ -52,7 +52,7 @@ test('migration and pre-restore backups: their own count per database, outside t
     makeRecord('e8', june(8), { kind: 'migration' }),
     makeRecord('e7', june(7), { kind: 'pre-restore' }),
     makeRecord('e6', june(6), { kind: 'migration' }),
-    makeRecord('x6', june(6), { kind: 'migration', db: '/work/other.db' }),
+    makeRecord('x6', june(6), { kind: 'migration', db: '/srv/shop/other.db' }),
     makeRecord('e5', june(5), { kind: 'migration' }),
     makeRecord('s4', june(4)),
   ];
@@ -130,7 +130,7 @@ test('a plan removing more than half of the automatic backups is refused unless 
   assert.equal(half.refused, undefined);
   assert.equal(half.remove.length, 5);
   // The check is per database: another database's many kept backups do not dilute it.
-  const other = Array.from({ length: 20 }, (_, i) => makeRecord(`o${i}`, june(10 - (i % 10), 3 + (i >> 1)), { db: '/work/b.db' }));
+  const other = Array.from({ length: 20 }, (_, i) => makeRecord(`o${i}`, june(10 - (i % 10), 3 + (i >> 1)), { db: '/srv/shop/b.db' }));
   const mixed = planRotation([...recs, ...other], ONLY_DAILY(4), NOW);
   assert.match(mixed.refused ?? '', /\/work\/app\.db/);
   assert.match(mixed.refused ?? '', /\/work\/b\.db/);
@@ -210,7 +210,7 @@ test('invalid settings and manifests are refused by name', () => {
   );
   assert.throws(
     () => planRotation([makeRecord('broken', '2026-06-01 02:00')], R(), NOW),
-    (e) => BackupError.is(e, 'badArchive') && e.message.includes('broken') && e.path === '/work/backups/broken.zip',
+    (e) => BackupError.is(e, 'badArchive') && e.message.includes('broken') && e.path === '/srv/shop/backups/broken.zip',
   );
 });
 
