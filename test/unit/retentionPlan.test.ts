@@ -122,7 +122,7 @@ test('a plan removing more than half of the automatic backups is refused unless 
   const recs = Array.from({ length: 10 }, (_, i) => makeRecord(`s${i}`, june(10 - i), { kind: i % 2 ? 'shutdown' : 'scheduled' }));
   const manual = [makeRecord('m', june(20), { kind: 'manual' }), makeRecord('e', june(20), { kind: 'migration' })];
   const refused = planRotation([...recs, ...manual], ONLY_DAILY(4), NOW);
-  assert.match(refused.refused ?? '', /would remove 6 of the 10 automatic backups of \/work\/app\.db/);
+  assert.match(refused.refused ?? '', /would remove 6 of the 10 automatic backups of \/srv\/shop\/app\.db/);
   assert.deepEqual(removedIds(refused), ['s4', 's5', 's6', 's7', 's8', 's9'], 'still listed for inspection');
   assert.equal(planRotation([...recs, ...manual], ONLY_DAILY(4), NOW, { force: true }).refused, undefined);
   // Exactly half is allowed.
@@ -132,8 +132,8 @@ test('a plan removing more than half of the automatic backups is refused unless 
   // The check is per database: another database's many kept backups do not dilute it.
   const other = Array.from({ length: 20 }, (_, i) => makeRecord(`o${i}`, june(10 - (i % 10), 3 + (i >> 1)), { db: '/srv/shop/b.db' }));
   const mixed = planRotation([...recs, ...other], ONLY_DAILY(4), NOW);
-  assert.match(mixed.refused ?? '', /\/work\/app\.db/);
-  assert.match(mixed.refused ?? '', /\/work\/b\.db/);
+  assert.match(mixed.refused ?? '', /\/srv\/shop\/app\.db/);
+  assert.match(mixed.refused ?? '', /\/srv\/shop\/b\.db/);
 });
 
 test('an all-zero retention deletes nothing at all', () => {
