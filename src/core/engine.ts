@@ -21,6 +21,7 @@ import {
   type VerifyReport,
 } from './model';
 import { KeyedQueue } from './schedule/queue';
+import { formatBytes } from './units';
 import { readDbHeader, readSourceState } from './sqliteFile';
 import { takeSnapshot } from './snapshot/snapshot';
 import { isoLocal } from './time';
@@ -489,15 +490,3 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
-/** 1536 -> "1.5 KB". */
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KB', 'MB', 'GB', 'TB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
-}

@@ -8,6 +8,7 @@ import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import { BackupError, fsError } from './errors';
+import type { SourceStateRecord } from './model';
 
 export const DB_HEADER_SIZE = 100;
 export const WAL_HEADER_SIZE = 32;
@@ -433,20 +434,8 @@ export async function hasHotJournal(dbPath: string): Promise<boolean> {
   }
 }
 
-/** A cheap fingerprint of a database and its WAL, to tell "unchanged since the last backup". */
-export interface SourceState {
-  size: number;
-  mtimeMs: number;
-  changeCounter: number;
-  /** 0 when there is no -wal. */
-  walSize: number;
-  walMtimeMs: number;
-  /** From a valid WAL header; absent when the WAL is missing, empty or invalid. */
-  walSalt1?: number;
-  walSalt2?: number;
-  /** Last commit frame per the -shm wal-index, when one is present and readable. */
-  walMxFrame?: number;
-}
+/** A cheap fingerprint of a database and its WAL, to tell "unchanged since the last backup" (the shape manifests record). */
+export type SourceState = SourceStateRecord;
 
 /**
  * Reads the fingerprint of `dbPath` (stat, header change counter, WAL header, -shm

@@ -1,19 +1,10 @@
 /** Pure formatting for the tree, the status bar and messages. No `vscode` import (tested under plain Node). */
 import type { BackupKind, BackupRecord, Tier } from '../core/model';
+import { formatBytes } from '../core/units';
 import type { BackupRowState } from './contextValues';
 
 /** 1536 -> "1.5 KB". */
-export function formatSize(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KB', 'MB', 'GB', 'TB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
-}
+export const formatSize = formatBytes;
 
 /** Age for the status bar: "just now", "12 min ago", "3 h ago", "4 d ago". A negative age (clock skew) reads "just now". */
 export function formatAge(ms: number): string {

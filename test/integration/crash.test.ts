@@ -5,20 +5,10 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { checkArchive } from '../../src/core/archive/archiveReader';
+import { prng } from '../fixtures/archive';
 import { CLI, ensureBuilt, lifeboat } from '../fixtures/cli';
 import { makeDb, sqlite, tempDir } from '../fixtures/sqlite';
 
-/** A small seeded PRNG (mulberry32), so a failing run can be reproduced. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
 

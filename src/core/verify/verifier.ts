@@ -69,7 +69,7 @@ export async function verifyImage(imagePath: string, opts: VerifyOptions): Promi
       schemaFingerprint: '',
       rowCounts: {},
       notChecked: [],
-      skippedReason: `${path.basename(imagePath)} is ${formatBytes(size)}, larger than the in-memory verifier's limit of ${formatBytes(opts.maxBytes)}`,
+      skippedReason: `${path.basename(imagePath)} is ${sizeWithBytes(size)}, larger than the in-memory verifier's limit of ${sizeWithBytes(opts.maxBytes)}`,
       ...finish(),
     };
   }
@@ -216,7 +216,8 @@ function packageName(file: string): string | undefined {
   }
 }
 
-function formatBytes(n: number): string {
+/** Exact bytes as well as MB: a size compared with a limit must show which side it is on. */
+function sizeWithBytes(n: number): string {
   if (n < 1024 * 1024) return `${n} bytes`;
   const mb = n / (1024 * 1024);
   return `${mb < 10 ? mb.toFixed(1) : Math.round(mb)} MB (${n} bytes)`;

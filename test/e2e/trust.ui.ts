@@ -1,0 +1,143 @@
+// Lifeboat in Restricted Mode, as a person who opened a folder they have not trusted sees
+// it: the Backups tree still lists the database and its backup (read-only works), the
+// scheduler does not start (no automatic or catch-up backup), and Restore is not offered.
+// Runs only in the runner's Restricted Mode phase: its own code-server with workspace trust
+// on, on a fresh copy of the fixture that `prepare` gives one backup made by the real CLI.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Page } from 'playwright-core';
+import {
+  REPO_ROOT,
+  openPalette,
+  openViewContainer,
+  paletteLabels,
+  quickInput,
+  readStatusBar,
+  readTreeRows,
+  runCommand,
+  treeList,
+  type RunDirs,
+  type UiCheck,
+} from '../../scripts/vscode/harness';
+import { query } from '../fixtures/sqlite';
+
+/** Selects this file for the Restricted Mode phase only (see UiModule in runner.ts). */
+export const phase = 'restricted';
+
+/**
+ * `lifeboat.databases` is one of the extension's `restrictedConfigurations`: VS Code drops
+ * its workspace value in Restricted Mode, so the database is configured in user settings,
+ * which apply whatever the trust. A daily slot every day at 00:00 and the backup made
+ * before the server starts: a trusted workspace would schedule it (logged as
+ * "schedule of workspace").
+ */
+export const userSettings: Record<string, unknown> = {
+  'lifeboat.databases': ['app.db'],
+  'lifeboat.schedule.daily': true,
+};
+
+/** One verified backup of app.db in backups/, made by the real CLI before code-server starts. */
+export function prepare(dirs: RunDirs): void {
+  const db = path.join(dirs.workspace, 'app.db');
+  execFileSync(process.execPath, [path.join(REPO_ROOT, 'dist', 'cli.js'), 'backup', db, '--dir', backupDir(dirs)], { stdio: 'pipe', timeout: 60_000 });
+  if (archives(dirs).length !== 1) throw new Error(`the CLI did not leave one archive in ${backupDir(dirs)}`);
+}
+
+function backupDir(dirs: RunDirs): string {
+  return path.join(dirs.workspace, 'backups');
+}
+
+function archives(dirs: RunDirs): string[] {
+  return existsSync(backupDir(dirs)) ? readdirSync(backupDir(dirs)).filter((n) => n.endsWith('.zip')).sort() : [];
+}
+
+/** The text of the extension's "Lifeboat" log channel, from its file under the run's user data. */
+function channelLog(dirs: RunDirs): string {
+  const found: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/Lifeboat\.log$/.test(e.name)) found.push(p);
+    }
+  };
+  if (existsSync(path.join(dirs.userData, 'logs'))) walk(path.join(dirs.userData, 'logs'));
+  return found.map((f) => readFileSync(f, 'utf8')).join('\n');
+}
+
+async function until<T>(page: Page, get: () => T | Promise<T>, ok: (v: T) => boolean, what: string, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await get();
+    if (ok(v)) return v;
+    if (Date.now() > end) throw new Error(`${what} (last seen: ${JSON.stringify(v)})`);
+    await page.waitForTimeout(250);
+  }
+}
+
+export const checks: UiCheck[] = [
+  {
+    name: 'Lifeboat Restricted Mode: the workbench says Restricted Mode and the tree lists the backup',
+    timeoutMs: 60_000,
+    async run({ page, screenshot }) {
+      await until(page, () => readStatusBar(page), (items) => items.some((i) => /Restricted Mode/.test(i.text)), 'no "Restricted Mode" in the status bar');
+      await openViewContainer(page, 'Lifeboat');
+      const rows = await until(page, () => readTreeRows(page, 'Backups'), (r) => r.some((x) => x.level === 3), 'the tree shows no backup row');
+      assert.equal(rows[0].label, 'app.db');
+      assert.deepEqual(rows.filter((r) => r.level === 2).map((r) => r.label), ['Manual']);
+      assert.match(rows.find((r) => r.level === 3)!.description, /verified · manual$/);
+      await page.waitForTimeout(500);
+      await screenshot('lifeboat-restricted');
+    },
+  },
+  {
+    name: 'Lifeboat Restricted Mode: no scheduler starts, so no automatic backup is written',
+    timeoutMs: 60_000,
+    async run({ page, dirs }) {
+      // The status bar item comes from the same deferred start-up step that starts (or, here,
+      // does not start) the scheduler, right before it.
+      await until(page, () => readStatusBar(page), (items) => items.some((i) => i.ariaLabel.startsWith('Lifeboat:')), 'no Lifeboat status bar item');
+      await runCommand(page, 'Lifeboat: Show Backup Log');
+      await page.locator('.part.panel .output-view, .part.panel .monaco-editor').first().waitFor({ state: 'visible' });
+      const text = await until(page, () => channelLog(dirs), (t) => /activated in/.test(t), 'the Lifeboat log channel has no "activated in" line');
+      // Grace for a scheduler that would start (it logs within a second of the status bar).
+      await page.waitForTimeout(3000);
+      const later = channelLog(dirs);
+      assert.doesNotMatch(later, /schedule of /, `the scheduler started in Restricted Mode:\n${later}`);
+      assert.ok(text.length > 0);
+      assert.deepEqual(archives(dirs).length, 1, 'still only the seeded archive');
+    },
+  },
+  {
+    name: 'Lifeboat Restricted Mode: Restore Backup... is not offered and does nothing',
+    timeoutMs: 60_000,
+    async run({ page, dirs, screenshot }) {
+      await openPalette(page, 'Lifeboat: ');
+      await until(page, () => paletteLabels(page), (l) => l.includes('Lifeboat: Show Backup Log'), 'the palette does not list Lifeboat: Show Backup Log');
+      const labels = await paletteLabels(page);
+      assert.ok(!labels.includes('Lifeboat: Restore Backup...'), `the palette offers Restore: ${labels.join(' | ')}`);
+      assert.ok(!labels.includes('Lifeboat: Back Up Now'), `the palette offers Back Up Now: ${labels.join(' | ')}`);
+      await page.keyboard.press('Escape');
+      await quickInput(page).waitFor({ state: 'hidden' });
+
+      const db = path.join(dirs.workspace, 'app.db');
+      const before = query<{ n: number }>(db, 'SELECT count(*) AS n FROM items;')[0].n;
+      await openViewContainer(page, 'Lifeboat');
+      const rows = await readTreeRows(page, 'Backups');
+      const idx = rows.findIndex((r) => r.level === 3);
+      await treeList(page, 'Backups').locator('.monaco-list-row').nth(idx).click({ button: 'right' });
+      const item = page.locator('.context-view .action-item', { hasText: 'Restore Backup...' }).first();
+      await item.waitFor({ state: 'visible' });
+      await screenshot('lifeboat-restricted-context-menu');
+      assert.match((await item.getAttribute('class')) ?? '', /\bdisabled\b/, 'Restore Backup... is enabled in the context menu');
+      await item.click({ force: true });
+      await page.keyboard.press('Escape');
+      await page.waitForTimeout(1000);
+      assert.equal(await page.locator('.monaco-dialog-box').count(), 0, 'a restore dialog opened');
+      assert.equal(query<{ n: number }>(db, 'SELECT count(*) AS n FROM items;')[0].n, before);
+      assert.deepEqual(archives(dirs).filter((n) => n.endsWith('-pre-restore.zip')), []);
+    },
+  },
+];
