@@ -7,7 +7,7 @@
  * (scripts/vscode/run.mjs) gives each one a page with the workbench open.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -127,6 +127,16 @@ export const BASE_USER_SETTINGS: Record<string, unknown> = {
   'git.enabled': false,
 };
 
+/**
+ * Settings of a Restricted Mode run (with `startCodeServer(dirs, { trust: true })`): trust
+ * enabled and no startup dialog, so a folder not in the trusted list stays untrusted.
+ */
+export const RESTRICTED_USER_SETTINGS: Record<string, unknown> = {
+  'security.workspace.trust.enabled': true,
+  'security.workspace.trust.startupPrompt': 'never',
+  'security.workspace.trust.untrustedFiles': 'open',
+};
+
 /** Writes the user settings.json of a run (BASE_USER_SETTINGS plus `extra`). Safe to repeat. */
 export function writeUserSettings(dirs: RunDirs, extra: Record<string, unknown> = {}): void {
   const user = path.join(dirs.userData, 'User');
@@ -184,13 +194,14 @@ export interface CodeServer {
 }
 
 /**
- * Starts code-server detached (its own process group) on 127.0.0.1 with a free port, and
+ * Starts code-server detached (its own process group) on 127.0.0.1 with a free port
+ * (`--disable-workspace-trust` unless `trust`), and
  * resolves once GET /healthz answers 200. Rejects, after stopping what it started, when the
  * server exits first or is not healthy within `timeoutMs`.
  */
 export async function startCodeServer(
   dirs: RunDirs,
-  opts: { env?: Record<string, string>; timeoutMs?: number } = {},
+  opts: { env?: Record<string, string>; timeoutMs?: number; trust?: boolean } = {},
 ): Promise<CodeServer> {
   const port = await freePort();
   writeServerConfig(dirs, port);
@@ -203,7 +214,9 @@ export async function startCodeServer(
     '--extensions-dir', dirs.extensions,
     '--disable-telemetry',
     '--disable-update-check',
-    '--disable-workspace-trust',
+    // With `trust`, workspace trust stays on (see RESTRICTED_USER_SETTINGS) and the
+    // workspace, which nobody has trusted, opens in Restricted Mode.
+    ...(opts.trust ? [] : ['--disable-workspace-trust']),
     '--disable-getting-started-override',
     dirs.workspace,
   ];
@@ -547,6 +560,28 @@ export async function screenshot(page: Page, name: string, target?: Locator): Pr
   if (target) await target.screenshot({ path: file });
   else await page.screenshot({ path: file });
   return file;
+}
+
+/**
+ * The text an extension wrote to its log output channel `channel` (e.g. "Lifeboat") in this
+ * run, read from the channel's files under the run's user data (one per extension host,
+ * oldest first). Empty when there is none yet.
+ */
+export function readChannelLog(dirs: RunDirs, channel: string): string {
+  const found: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name === `${channel}.log`) found.push(p);
+    }
+  };
+  const logs = path.join(dirs.userData, 'logs');
+  if (existsSync(logs)) walk(logs);
+  return found
+    .sort()
+    .map((f) => readFileSync(f, 'utf8'))
+    .join('\n');
 }
 
 /** What a UI check gets: a page with the workbench open on the run's workspace. */

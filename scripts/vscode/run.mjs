@@ -6,7 +6,9 @@
 // 2. bundles test/vscode/suite/*.ts (mocha, run inside the extension host) and the runner
 //    with every test/e2e/*.ts (Playwright UI checks);
 // 3. scripts/vscode/runner.ts does the run: fresh folders, VSIX installed, code-server on
-//    127.0.0.1, the in-host suite, the UI checks, then stops everything it started.
+//    127.0.0.1, the in-host suite, the UI checks, then the Restricted Mode phase (a second
+//    code-server with workspace trust on, for files exporting `phase = 'restricted'`),
+//    then stops everything it started.
 // Prints `N passed, N failed` last; exits 0 only when nothing failed. Run
 // scripts/vscode/setup.sh once first (it installs code-server and Chromium).
 import { spawnSync } from 'node:child_process';
@@ -67,8 +69,10 @@ function fail(message, code = 1) {
 
 try {
   if (!noBuild) step('node esbuild.mjs', process.execPath, ['esbuild.mjs'], 180_000);
-  // The lead removed the placeholder repository on purpose; vsce would only warn.
-  step('vsce package', process.execPath, [require.resolve('@vscode/vsce/vsce'), 'package', '--no-dependencies', '--allow-missing-repository', '--out', vsix], 180_000);
+  // The lead removed the placeholder repository on purpose; vsce would only warn. Without
+  // a repository vsce cannot rewrite README's relative image links and stops; the test
+  // VSIX never shows the README, so they stay relative.
+  step('vsce package', process.execPath, [require.resolve('@vscode/vsce/vsce'), 'package', '--no-dependencies', '--allow-missing-repository', '--no-rewrite-relative-links', '--out', vsix], 180_000);
   console.log(`[${since()}] built ${path.relative(repoRoot, vsix)}`);
 
   const suiteSrc = 'test/vscode/suite';
@@ -94,7 +98,9 @@ try {
   const entry = [
     `export { main } from './scripts/vscode/runner.ts';`,
     ...e2eFiles.map((f, i) => `import * as m${i} from './test/e2e/${f}';`),
-    `export const uiModules = [${e2eFiles.map((f, i) => `{ file: 'test/e2e/${f}', checks: m${i}.checks ?? [] }`).join(', ')}];`,
+    // A file may export `phase` ('restricted': run only in the Restricted Mode phase),
+    // `prepare(dirs)` and `userSettings` for that phase (see UiModule in runner.ts).
+    `export const uiModules = [${e2eFiles.map((f, i) => `{ ...m${i}, file: 'test/e2e/${f}', checks: m${i}.checks ?? [] }`).join(', ')}];`,
   ].join('\n');
   const runnerFile = path.join(work, 'runner.cjs');
   await build({
@@ -123,7 +129,7 @@ try {
     grep,
     only,
     keep,
-    phaseTimeoutMs: { install: 90_000, server: 30_000, host: 180_000, ui: 240_000 },
+    phaseTimeoutMs: { install: 90_000, server: 30_000, host: 180_000, ui: 300_000, restricted: 120_000 },
     startedAt: t0,
   });
   removeWork();

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { makeWorkspaceFixture } from './fixtures';
 import {
+  RESTRICTED_USER_SETTINGS,
   RESULTS_DIR,
   closeBrowser,
   disposeRunDirs,
@@ -25,10 +26,18 @@ import {
 } from './harness';
 import { SUITE_ENV } from './suiteResult';
 
-/** The checks exported by one test/e2e file. */
+/**
+ * The checks exported by one test/e2e file. A file that exports `phase = 'restricted'`
+ * runs only in the Restricted Mode phase: a second code-server with workspace trust on
+ * and the workspace untrusted, on a fresh copy of the fixture that its `prepare(dirs)`
+ * may change (and its `userSettings` add to) before that server starts.
+ */
 export interface UiModule {
   file: string;
   checks: UiCheck[];
+  phase?: 'main' | 'restricted';
+  prepare?: (dirs: RunDirs) => void | Promise<void>;
+  userSettings?: Record<string, unknown>;
 }
 
 /** What run.mjs hands the runner. */
@@ -47,7 +56,7 @@ export interface RunOptions {
   only?: 'host' | 'ui';
   /** Keep the run's folders (printed) instead of removing them. */
   keep?: boolean;
-  phaseTimeoutMs: { install: number; server: number; host: number; ui: number };
+  phaseTimeoutMs: { install: number; server: number; host: number; ui: number; restricted?: number };
   /** When the whole run started (Date.now()), for the elapsed times printed. */
   startedAt?: number;
 }
@@ -74,6 +83,102 @@ async function withTimeout<T>(label: string, ms: number, work: Promise<T>): Prom
 
 function slug(s: string): string {
   return s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60);
+}
+
+/** Runs `chosen` in order in `page`, adding each outcome to `totals`; never throws. */
+async function runChecks(
+  page: Page | undefined,
+  server: CodeServer,
+  dirs: RunDirs,
+  chosen: { file: string; check: UiCheck }[],
+  uiDeadline: number,
+  totals: RunTotals,
+  repoRoot: string,
+): Promise<void> {
+  for (const { file, check } of chosen) {
+    const p = page!;
+    const left = uiDeadline - Date.now();
+    if (left <= 0) {
+      totals.failed += 1;
+      console.log(`  FAIL ${check.name} (${file}): the UI phase ran out of time`);
+      continue;
+    }
+    try {
+      p.setDefaultTimeout(Math.min(check.timeoutMs ?? 60_000, left));
+      await withTimeout(
+        check.name,
+        Math.min(check.timeoutMs ?? 60_000, left),
+        check.run({
+          page: p,
+          server,
+          dirs,
+          screenshot: (name, target) => screenshot(p, name, target),
+          log: (line) => console.log(`    ${line}`),
+        }),
+      );
+      totals.passed += 1;
+      console.log(`  ok   ${check.name}`);
+    } catch (e) {
+      totals.failed += 1;
+      console.log(`  FAIL ${check.name} (${file}): ${(e as Error).message.split('\n').slice(0, 6).join('\n       ')}`);
+      const shot = await screenshot(p, `fail-${slug(check.name)}`).catch(() => undefined);
+      if (shot) console.log(`       screenshot: ${path.relative(repoRoot, shot)}`);
+      // A check that left a picker or dialog open must not break the next one.
+      await p.keyboard.press('Escape').catch(() => undefined);
+    }
+  }
+}
+
+/**
+ * The Restricted Mode phase: a fresh copy of the fixture (changed by each chosen module's
+ * `prepare`), the VSIX installed, a second code-server started with workspace trust on
+ * (RESTRICTED_USER_SETTINGS, no `--disable-workspace-trust`), so the never-trusted
+ * workspace opens in Restricted Mode, and the checks in one page. Uses `context` when the
+ * main phase launched Chromium, else launches its own. Adds outcomes to `totals`; throws
+ * only when the phase could not start (the caller counts its checks as failed).
+ */
+async function runRestrictedPhase(
+  o: RunOptions,
+  context: BrowserContext | undefined,
+  chosen: { file: string; check: UiCheck }[],
+  totals: RunTotals,
+  since: () => string,
+): Promise<void> {
+  const dirs = makeRunDirs(o.fixtureDir, 'lifeboat-vscode-restricted-');
+  cleanups.push(async () => {
+    if (existsSync(dirs.serverLog)) {
+      mkdirSync(RESULTS_DIR, { recursive: true });
+      copyFileSync(dirs.serverLog, path.join(RESULTS_DIR, 'code-server-restricted.log'));
+    }
+    if (o.keep) console.log(`Restricted Mode run folders kept: ${dirs.root}`);
+    else disposeRunDirs(dirs);
+  });
+  const modules = o.uiModules.filter((m) => m.phase === 'restricted' && chosen.some((c) => c.file === m.file));
+  let extra: Record<string, unknown> = { ...RESTRICTED_USER_SETTINGS };
+  for (const m of modules) {
+    await m.prepare?.(dirs);
+    extra = { ...extra, ...m.userSettings };
+  }
+  writeUserSettings(dirs, extra);
+  await withTimeout('installing the VSIX (Restricted Mode)', o.phaseTimeoutMs.install, installExtension(dirs, o.vsix, o.extensionId));
+  const limit = o.phaseTimeoutMs.server;
+  const server = await withTimeout('starting code-server (Restricted Mode)', limit, startCodeServer(dirs, { timeoutMs: limit, trust: true }));
+  cleanups.push(() => server.stop());
+  console.log(`[${since()}] code-server pid ${server.pid} (workspace trust on) healthy on ${server.origin}`);
+  if (!context) {
+    const ctx = await launchBrowser(dirs);
+    cleanups.push(() => closeBrowser(ctx));
+    context = ctx;
+  }
+  const page = await context.newPage();
+  try {
+    await withTimeout('opening the workbench (Restricted Mode)', o.phaseTimeoutMs.ui, openWorkbench(page, server, dirs.workspace));
+  } catch (e) {
+    await screenshot(page, 'fail-workbench-restricted').catch(() => undefined);
+    throw e;
+  }
+  await runChecks(page, server, dirs, chosen, Date.now() + (o.phaseTimeoutMs.restricted ?? o.phaseTimeoutMs.ui), totals, o.repoRoot);
+  await page.close().catch(() => undefined);
 }
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -104,115 +209,104 @@ export async function main(o: RunOptions): Promise<RunTotals> {
   const t0 = o.startedAt ?? Date.now();
   const since = (): string => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
   const grep = o.grep ? new RegExp(o.grep) : undefined;
+  const pick = (phase: 'main' | 'restricted'): { file: string; check: UiCheck }[] =>
+    o.uiModules
+      .filter((m) => (m.phase ?? 'main') === phase)
+      .flatMap((m) => m.checks.map((c) => ({ file: m.file, check: c })))
+      .filter(({ check }) => !grep || grep.test(check.name));
+  const mainChosen = o.only === 'host' ? [] : pick('main');
+  const restrictedChosen = o.only === 'host' ? [] : pick('restricted');
+  // Only UI checks of the Restricted Mode phase asked for: the main server is not needed.
+  const runMain = !(o.only === 'ui' && mainChosen.length === 0 && restrictedChosen.length > 0);
   let dirs: RunDirs | undefined;
   let server: CodeServer;
-  let context: BrowserContext;
+  let context: BrowserContext | undefined;
   try {
     makeWorkspaceFixture(o.fixtureDir);
-    dirs = makeRunDirs(o.fixtureDir);
-    const runDirs = dirs;
-    cleanups.push(async () => {
-      if (existsSync(runDirs.serverLog)) {
-        mkdirSync(RESULTS_DIR, { recursive: true });
-        copyFileSync(runDirs.serverLog, path.join(RESULTS_DIR, 'code-server.log'));
+    if (runMain) {
+      dirs = makeRunDirs(o.fixtureDir);
+      const runDirs = dirs;
+      cleanups.push(async () => {
+        if (existsSync(runDirs.serverLog)) {
+          mkdirSync(RESULTS_DIR, { recursive: true });
+          copyFileSync(runDirs.serverLog, path.join(RESULTS_DIR, 'code-server.log'));
+        }
+        if (o.keep) console.log(`run folders kept: ${runDirs.root}`);
+        else disposeRunDirs(runDirs);
+      });
+      writeUserSettings(dirs);
+      await withTimeout('installing the VSIX', o.phaseTimeoutMs.install, installExtension(dirs, o.vsix, o.extensionId));
+      console.log(`[${since()}] installed ${path.basename(o.vsix)} into code-server`);
+
+      server = await withTimeout(
+        'starting code-server',
+        o.phaseTimeoutMs.server,
+        startCodeServer(dirs, {
+          timeoutMs: o.phaseTimeoutMs.server,
+          env: { [SUITE_ENV.workspace]: dirs.workspace, ...(o.grep ? { [SUITE_ENV.grep]: o.grep } : {}) },
+        }),
+      );
+      const srv = server;
+      cleanups.push(() => srv.stop());
+      console.log(`[${since()}] code-server pid ${server.pid} healthy on ${server.origin}`);
+
+      context = await launchBrowser(dirs);
+      const ctx = context;
+      cleanups.push(() => closeBrowser(ctx));
+
+      if (o.only !== 'ui') {
+        console.log(`[${since()}] in-extension-host suite`);
+        try {
+          const host = await withTimeout(
+            'the in-extension-host suite',
+            o.phaseTimeoutMs.host + 5_000,
+            runHostTests(context, server, {
+              folder: dirs.workspace,
+              extensionDevelopmentPath: o.repoRoot,
+              extensionTestsPath: o.suiteDir,
+              timeoutMs: o.phaseTimeoutMs.host,
+              echo: (line) => console.log(`  host | ${line}`),
+            }),
+          );
+          totals.passed += host.passed;
+          totals.failed += host.failed;
+          if (host.exitCode === undefined) console.log('  host suite: no exit code from the workbench (timed out)');
+          for (const f of host.failures) console.log(`  FAIL host: ${f}`);
+          console.log(`[${since()}] host suite: ${host.passed} passed, ${host.failed} failed (exit ${host.exitCode})`);
+        } catch (e) {
+          totals.failed += 1;
+          console.log(`  FAIL host suite: ${(e as Error).message}`);
+        }
       }
-      if (o.keep) console.log(`run folders kept: ${runDirs.root}`);
-      else disposeRunDirs(runDirs);
-    });
-    writeUserSettings(dirs);
-    await withTimeout('installing the VSIX', o.phaseTimeoutMs.install, installExtension(dirs, o.vsix, o.extensionId));
-    console.log(`[${since()}] installed ${path.basename(o.vsix)} into code-server`);
 
-    server = await withTimeout(
-      'starting code-server',
-      o.phaseTimeoutMs.server,
-      startCodeServer(dirs, {
-        timeoutMs: o.phaseTimeoutMs.server,
-        env: { [SUITE_ENV.workspace]: dirs.workspace, ...(o.grep ? { [SUITE_ENV.grep]: o.grep } : {}) },
-      }),
-    );
-    const srv = server;
-    cleanups.push(() => srv.stop());
-    console.log(`[${since()}] code-server pid ${server.pid} healthy on ${server.origin}`);
-
-    context = await launchBrowser(dirs);
-    const ctx = context;
-    cleanups.push(() => closeBrowser(ctx));
-
-    if (o.only !== 'ui') {
-      console.log(`[${since()}] in-extension-host suite`);
-      try {
-        const host = await withTimeout(
-          'the in-extension-host suite',
-          o.phaseTimeoutMs.host + 5_000,
-          runHostTests(context, server, {
-            folder: dirs.workspace,
-            extensionDevelopmentPath: o.repoRoot,
-            extensionTestsPath: o.suiteDir,
-            timeoutMs: o.phaseTimeoutMs.host,
-            echo: (line) => console.log(`  host | ${line}`),
-          }),
-        );
-        totals.passed += host.passed;
-        totals.failed += host.failed;
-        if (host.exitCode === undefined) console.log('  host suite: no exit code from the workbench (timed out)');
-        for (const f of host.failures) console.log(`  FAIL host: ${f}`);
-        console.log(`[${since()}] host suite: ${host.passed} passed, ${host.failed} failed (exit ${host.exitCode})`);
-      } catch (e) {
-        totals.failed += 1;
-        console.log(`  FAIL host suite: ${(e as Error).message}`);
+      if (o.only !== 'host') {
+        const chosen = mainChosen;
+        console.log(`[${since()}] UI checks (${chosen.length})`);
+        let page: Page | undefined;
+        try {
+          page = await context.newPage();
+          await withTimeout('opening the workbench', o.phaseTimeoutMs.ui, openWorkbench(page, server, dirs.workspace));
+          console.log(`[${since()}] workbench ready`);
+        } catch (e) {
+          totals.failed += chosen.length || 1;
+          console.log(`  FAIL workbench did not open: ${(e as Error).message}`);
+          if (page) await screenshot(page, 'fail-workbench').catch(() => undefined);
+          chosen.length = 0;
+        }
+        await runChecks(page, server, dirs, chosen, Date.now() + o.phaseTimeoutMs.ui, totals, o.repoRoot);
+        console.log(`[${since()}] UI checks done`);
       }
     }
 
-    if (o.only !== 'host') {
-      const checks = o.uiModules.flatMap((m) => m.checks.map((c) => ({ file: m.file, check: c })));
-      const chosen = checks.filter(({ check }) => !grep || grep.test(check.name));
-      console.log(`[${since()}] UI checks (${chosen.length})`);
-      let page: Page | undefined;
+    if (restrictedChosen.length) {
+      console.log(`[${since()}] Restricted Mode phase: UI checks (${restrictedChosen.length})`);
       try {
-        page = await context.newPage();
-        await withTimeout('opening the workbench', o.phaseTimeoutMs.ui, openWorkbench(page, server, dirs.workspace));
-        console.log(`[${since()}] workbench ready`);
+        await runRestrictedPhase(o, context, restrictedChosen, totals, since);
       } catch (e) {
-        totals.failed += chosen.length || 1;
-        console.log(`  FAIL workbench did not open: ${(e as Error).message}`);
-        if (page) await screenshot(page, 'fail-workbench').catch(() => undefined);
-        chosen.length = 0;
+        totals.failed += restrictedChosen.length;
+        console.log(`  FAIL Restricted Mode phase: ${(e as Error).message}`);
       }
-      const uiDeadline = Date.now() + o.phaseTimeoutMs.ui;
-      for (const { file, check } of chosen) {
-        const p = page!;
-        const left = uiDeadline - Date.now();
-        if (left <= 0) {
-          totals.failed += 1;
-          console.log(`  FAIL ${check.name} (${file}): the UI phase ran out of time`);
-          continue;
-        }
-        try {
-          p.setDefaultTimeout(Math.min(check.timeoutMs ?? 60_000, left));
-          await withTimeout(
-            check.name,
-            Math.min(check.timeoutMs ?? 60_000, left),
-            check.run({
-              page: p,
-              server,
-              dirs,
-              screenshot: (name, target) => screenshot(p, name, target),
-              log: (line) => console.log(`    ${line}`),
-            }),
-          );
-          totals.passed += 1;
-          console.log(`  ok   ${check.name}`);
-        } catch (e) {
-          totals.failed += 1;
-          console.log(`  FAIL ${check.name} (${file}): ${(e as Error).message.split('\n').slice(0, 6).join('\n       ')}`);
-          const shot = await screenshot(p, `fail-${slug(check.name)}`).catch(() => undefined);
-          if (shot) console.log(`       screenshot: ${path.relative(o.repoRoot, shot)}`);
-          // A check that left a picker or dialog open must not break the next one.
-          await p.keyboard.press('Escape').catch(() => undefined);
-        }
-      }
-      console.log(`[${since()}] UI checks done`);
+      console.log(`[${since()}] Restricted Mode phase done`);
     }
   } catch (e) {
     totals.failed += 1;

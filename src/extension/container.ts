@@ -139,6 +139,9 @@ export class Container implements vscode.Disposable {
    */
   async shutdown(budgetMs = SHUTDOWN_BUDGET_MS): Promise<void> {
     if (!this.core.started || !vscode.workspace.isTrusted) return;
+    // The channel is already closed while the extension host terminates; these lines are
+    // best effort (the backup log records the outcome).
+    const say = channelLogger(this.channel);
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(new BackupError('cancelled', `shutdown backup abandoned after ${budgetMs} ms`)), budgetMs);
     try {
@@ -150,19 +153,19 @@ export class Container implements vscode.Disposable {
           s.databases.map(async (db) => {
             try {
               if (!(await engine.changedSinceLastBackup(db, s.dir))) {
-                this.channel.info(`shutdown: ${db} unchanged since its last verified backup; no backup`);
+                say.info(`shutdown: ${db} unchanged since its last verified backup; no backup`);
                 return;
               }
               const res = await engine.backup(db, { dir: s.dir, kind: 'shutdown', settings: s.settings, trigger: 'VS Code shutdown', signal: ac.signal, rotate: false });
-              this.channel.info(`shutdown backup finished: ${res.record.id}${res.verified ? '' : ' (not verified)'}`);
+              say.info(`shutdown backup finished: ${res.record.id}${res.verified ? '' : ' (not verified)'}`);
             } catch (e) {
-              this.channel.warn(`shutdown backup of ${db} not finished: ${(e as Error).message}`);
+              say.warn(`shutdown backup of ${db} not finished: ${(e as Error).message}`);
             }
           }),
         );
       await Promise.all(jobs);
     } catch (e) {
-      this.channel.warn(`shutdown backup skipped: ${(e as Error).message}`);
+      say.warn(`shutdown backup skipped: ${(e as Error).message}`);
     } finally {
       clearTimeout(timer);
     }

@@ -2,7 +2,11 @@ import type * as vscode from 'vscode';
 import type { LogFields, Logger } from '../core/context';
 import type { LogEntry } from '../core/catalog/backupLog';
 
-/** The core's Logger backed by the "Lifeboat" LogOutputChannel; fields follow the message as `key=value`. */
+/**
+ * The core's Logger backed by the "Lifeboat" LogOutputChannel; fields follow the message as
+ * `key=value`. Never throws: a line the channel refuses (it is closed while the extension
+ * host terminates) is dropped.
+ */
 export function channelLogger(channel: vscode.LogOutputChannel): Logger {
   const fmt = (m: string, f?: LogFields) => {
     if (!f) return m;
@@ -11,11 +15,21 @@ export function channelLogger(channel: vscode.LogOutputChannel): Logger {
       .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
     return extra.length ? `${m} (${extra.join(' ')})` : m;
   };
+  const safe =
+    (write: (line: string) => void): Logger['info'] =>
+    (m, f) => {
+      try {
+        write(fmt(m, f));
+      } catch {
+        // The channel throws once the extension host is terminating (the shutdown backup
+        // runs then): a lost log line must not fail the work it describes.
+      }
+    };
   return {
-    debug: (m, f) => channel.debug(fmt(m, f)),
-    info: (m, f) => channel.info(fmt(m, f)),
-    warn: (m, f) => channel.warn(fmt(m, f)),
-    error: (m, f) => channel.error(fmt(m, f)),
+    debug: safe((l) => channel.debug(l)),
+    info: safe((l) => channel.info(l)),
+    warn: safe((l) => channel.warn(l)),
+    error: safe((l) => channel.error(l)),
   };
 }
 

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
-import { REPO_ROOT, openPalette, openViewContainer, paletteRow, readTreeRows, type RunDirs, type UiCheck } from '../../scripts/vscode/harness';
+import { REPO_ROOT, openPalette, openViewContainer, paletteRow, readChannelLog, readTreeRows, type RunDirs, type UiCheck } from '../../scripts/vscode/harness';
 import { sqlite } from '../fixtures/sqlite';
 
 const VIEW = 'Backups';
@@ -82,6 +82,8 @@ export const checks: UiCheck[] = [
       // The tree listing the backup proves the running extension has the engine loaded.
       await until(page, () => readTreeRows(page, VIEW), (rows) => rows[0]?.label === 'app.db' && backupRows(rows) === 1, 'the tree does not show app.db and its one backup');
       assert.deepEqual(shutdownArchives(ws), []);
+      // A trusted window runs the scheduler (trust.ui.ts asserts this line's absence).
+      await until(page, () => readChannelLog(dirs, 'Lifeboat'), (t) => /schedule of workspace/.test(t), 'the Lifeboat log has no "schedule of workspace" line');
       sqlite(db, 'CREATE TABLE shutdown_probe(x INTEGER); INSERT INTO shutdown_probe VALUES (1);');
 
       const t0 = Date.now();

@@ -5,7 +5,7 @@
 // on, on a fresh copy of the fixture that `prepare` gives one backup made by the real CLI.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import {
@@ -14,6 +14,7 @@ import {
   openViewContainer,
   paletteLabels,
   quickInput,
+  readChannelLog,
   readStatusBar,
   readTreeRows,
   runCommand,
@@ -53,20 +54,6 @@ function archives(dirs: RunDirs): string[] {
   return existsSync(backupDir(dirs)) ? readdirSync(backupDir(dirs)).filter((n) => n.endsWith('.zip')).sort() : [];
 }
 
-/** The text of the extension's "Lifeboat" log channel, from its file under the run's user data. */
-function channelLog(dirs: RunDirs): string {
-  const found: string[] = [];
-  const walk = (d: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (/Lifeboat\.log$/.test(e.name)) found.push(p);
-    }
-  };
-  if (existsSync(path.join(dirs.userData, 'logs'))) walk(path.join(dirs.userData, 'logs'));
-  return found.map((f) => readFileSync(f, 'utf8')).join('\n');
-}
-
 async function until<T>(page: Page, get: () => T | Promise<T>, ok: (v: T) => boolean, what: string, ms = 30_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
@@ -101,10 +88,11 @@ export const checks: UiCheck[] = [
       await until(page, () => readStatusBar(page), (items) => items.some((i) => i.ariaLabel.startsWith('Lifeboat:')), 'no Lifeboat status bar item');
       await runCommand(page, 'Lifeboat: Show Backup Log');
       await page.locator('.part.panel .output-view, .part.panel .monaco-editor').first().waitFor({ state: 'visible' });
-      const text = await until(page, () => channelLog(dirs), (t) => /activated in/.test(t), 'the Lifeboat log channel has no "activated in" line');
-      // Grace for a scheduler that would start (it logs within a second of the status bar).
+      const text = await until(page, () => readChannelLog(dirs, 'Lifeboat'), (t) => /activated in/.test(t), 'the Lifeboat log channel has no "activated in" line');
+      // Grace for a scheduler that would start: in a trusted window it logs "schedule of
+      // workspace" within a second of the status bar (shutdown.ui.ts sees that line).
       await page.waitForTimeout(3000);
-      const later = channelLog(dirs);
+      const later = readChannelLog(dirs, 'Lifeboat');
       assert.doesNotMatch(later, /schedule of /, `the scheduler started in Restricted Mode:\n${later}`);
       assert.ok(text.length > 0);
       assert.deepEqual(archives(dirs).length, 1, 'still only the seeded archive');
