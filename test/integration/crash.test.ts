@@ -69,7 +69,7 @@ describe('crash tests: SIGKILL at random moments', () => {
     const tmp = path.join(dir, '.lifeboat', 'tmp');
     assert.deepEqual(existsSync(tmp) ? readdirSync(tmp) : [], []);
     console.log(`backup crash test: ${ROUNDS} runs, ${killed} killed mid-run, ${n} intact archives, 0 partial`);
-    assert.ok(killed >= ROUNDS / 2, `only ${killed} of ${ROUNDS} runs were killed before finishing`);
+    assert.ok(killed >= ROUNDS / 3, `only ${killed} of ${ROUNDS} runs were killed before finishing`);
   });
 
   test(`restore killed ${ROUNDS} times: the target is always the old or the new database`, async () => {
@@ -110,6 +110,6 @@ describe('crash tests: SIGKILL at random moments', () => {
     assert.equal(sha(db), newSha);
     assert.deepEqual(readdirSync(t.dir).filter((n) => n.includes('.lifeboat-restore-')), [], 'temp files of killed restores are cleaned');
     console.log(`restore crash test: ${ROUNDS} runs, ${killed} killed mid-run, ${sawNew} completed, ${leftovers.length} temp files left by kills (cleaned by the next run)`);
-    assert.ok(killed >= ROUNDS / 2, `only ${killed} of ${ROUNDS} runs were killed before finishing`);
+    assert.ok(killed >= ROUNDS / 3, `only ${killed} of ${ROUNDS} runs were killed before finishing`);
   });
 });
