@@ -43,13 +43,15 @@ async function assertNoPartialArchives(dir: string): Promise<number> {
 
 before(() => ensureBuilt());
 
-const ROUNDS = Number(process.env.LIFEBOAT_CRASH_ROUNDS ?? 30);
+/** Kills that must land mid-run, per operation; runs that finish before their kill come on top. */
+const KILLS = Number(process.env.LIFEBOAT_CRASH_KILLS ?? 30);
+const MAX_RUNS = KILLS * 3;
 
 describe('crash tests: SIGKILL at random moments', () => {
   const t = tempDir();
   after(() => t.cleanup());
 
-  test(`backup killed ${ROUNDS} times: no complete-looking partial archive, the next run succeeds`, async () => {
+  test(`backup killed ${KILLS} times: no complete-looking partial archive, the next run succeeds`, async () => {
     const rnd = prng(0xb4c0);
     const db = path.join(t.dir, 'app.db');
     makeDb(db, { wal: true, rows: 3000 });
@@ -57,7 +59,8 @@ describe('crash tests: SIGKILL at random moments', () => {
     const dir = path.join(t.dir, 'backups');
     const full = await timed(['backup', db, '--dir', dir]);
     let killed = 0;
-    for (let i = 0; i < ROUNDS; i++) {
+    let runs = 0;
+    for (; killed < KILLS && runs < MAX_RUNS; runs++) {
       const r = await runAndKill(['backup', db, '--dir', dir], Math.floor(rnd() * full * 1.1));
       if (r.killed) killed++;
       await assertNoPartialArchives(dir);
@@ -68,11 +71,11 @@ describe('crash tests: SIGKILL at random moments', () => {
     // The temp files of killed runs are cleaned by the next run.
     const tmp = path.join(dir, '.lifeboat', 'tmp');
     assert.deepEqual(existsSync(tmp) ? readdirSync(tmp) : [], []);
-    console.log(`backup crash test: ${ROUNDS} runs, ${killed} killed mid-run, ${n} intact archives, 0 partial`);
-    assert.ok(killed >= ROUNDS / 3, `only ${killed} of ${ROUNDS} runs were killed before finishing`);
+    console.log(`backup crash test: ${runs} runs, ${killed} killed mid-run, ${n} intact archives, 0 partial`);
+    assert.equal(killed, KILLS, `only ${killed} of ${runs} runs were killed before finishing`);
   });
 
-  test(`restore killed ${ROUNDS} times: the target is always the old or the new database`, async () => {
+  test(`restore killed ${KILLS} times: the target is always the old or the new database`, async () => {
     const rnd = prng(0x5e5708e);
     const db = path.join(t.dir, 'target.db');
     makeDb(db, { rows: 3000 });
@@ -90,8 +93,9 @@ describe('crash tests: SIGKILL at random moments', () => {
     const oldAgain = sha(db);
     let killed = 0;
     let sawNew = 0;
-    for (let i = 0; i < ROUNDS; i++) {
-      const r = await runAndKill(['restore', archive, '--dir', dir], Math.floor(rnd() * full * 1.6));
+    let runs = 0;
+    for (let i = 0; killed < KILLS && i < MAX_RUNS; i++, runs++) {
+      const r = await runAndKill(['restore', archive, '--dir', dir], Math.floor(rnd() * full * 1.2));
       if (r.killed) killed++;
       const now = sha(db);
       assert.ok(now === oldAgain || now === newSha, `round ${i}: the target is neither the old nor the new database`);
@@ -109,7 +113,7 @@ describe('crash tests: SIGKILL at random moments', () => {
     assert.equal(last.code, 0, last.stderr);
     assert.equal(sha(db), newSha);
     assert.deepEqual(readdirSync(t.dir).filter((n) => n.includes('.lifeboat-restore-')), [], 'temp files of killed restores are cleaned');
-    console.log(`restore crash test: ${ROUNDS} runs, ${killed} killed mid-run, ${sawNew} completed, ${leftovers.length} temp files left by kills (cleaned by the next run)`);
-    assert.ok(killed >= ROUNDS / 3, `only ${killed} of ${ROUNDS} runs were killed before finishing`);
+    console.log(`restore crash test: ${runs} runs, ${killed} killed mid-run, ${sawNew} ended with the new database, ${leftovers.length} temp files left by kills (cleaned by the next run)`);
+    assert.equal(killed, KILLS, `only ${killed} of ${runs} runs were killed before finishing`);
   });
 });
