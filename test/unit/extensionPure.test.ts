@@ -155,7 +155,11 @@ test('package.json: trust, kind, activation, task type', () => {
   assert.deepEqual(pkg.activationEvents, ['onStartupFinished']);
   assert.deepEqual(pkg.extensionKind, ['workspace']);
   assert.equal(pkg.capabilities.untrustedWorkspaces.supported, 'limited');
-  assert.ok(pkg.capabilities.untrustedWorkspaces.restrictedConfigurations.includes('lifeboat.directory'));
+  // The tree stays readable in Restricted Mode, so where the databases and backups are is not restricted;
+  // what would change behaviour once trusted (a probe query, migration patterns) is.
+  const restricted: string[] = pkg.capabilities.untrustedWorkspaces.restrictedConfigurations;
+  assert.ok(!restricted.includes('lifeboat.databases') && !restricted.includes('lifeboat.directory'));
+  assert.ok(restricted.includes('lifeboat.verification.probeQuery'));
   assert.equal(pkg.contributes.taskDefinitions[0].type, 'lifeboat');
   assert.ok(pkg.contributes.taskDefinitions[0].properties.database);
 });
