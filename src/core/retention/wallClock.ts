@@ -4,16 +4,10 @@
  * would record them, e.g. for tests across DST changes.
  */
 import { BackupError } from '../errors';
+import type { WallFields } from './duration';
 
 /** Wall-clock fields in a zone at an instant, and that zone's UTC offset then (minutes east of UTC). */
-export interface ZonedWallClock {
-  year: number;
-  month: number;
-  day: number;
-  hour: number;
-  minute: number;
-  second: number;
-  millisecond: number;
+export interface ZonedWallClock extends WallFields {
   offsetMinutes: number;
 }
 
