@@ -282,8 +282,10 @@ export class Engine {
    * oldest (never-tested ones first, newest of those first) to a temporary file, runs
    * the full verification, and records the result on the backup and in the log.
    * Resolves undefined when the directory has no backup. Never deletes anything.
+   * `o.onProgress` hears the archive check, the extraction and the verification of the
+   * picked backup (phases `check`, `extract`, `verify`).
    */
-  async restoreTest(dir: string, settings: Settings, o: { signal?: AbortSignal } = {}): Promise<VerifyResult | undefined> {
+  async restoreTest(dir: string, settings: Settings, o: { signal?: AbortSignal; onProgress?: ProgressListener } = {}): Promise<VerifyResult | undefined> {
     const catalog = this.catalog(dir);
     const { records } = await catalog.list();
     if (!records.length) return undefined;
@@ -354,6 +356,7 @@ export class Engine {
       const tmp = tmpName(await writableTmp(tmpDir), check.manifest.id, '.verify');
       try {
         await extractImage(p, tmp, o);
+        o.onProgress?.({ phase: 'verify', done: 0, total: 0 });
         report = await verifyImage(tmp, { ...verifyOptions(settings, this.clock, o.signal), mode });
         if (report.status === 'failed') problems.push(...report.problems);
         if (report.status === 'skipped') problems.push(`not verified: ${report.skippedReason ?? 'skipped'}`);

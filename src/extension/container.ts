@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { BackupError } from '../core/errors';
 import { BackupsModel } from './backupsModel';
@@ -6,7 +7,7 @@ import { CoreHost } from './coreLoader';
 import { Folders, type FolderState } from './folders';
 import { DisposableStore } from './lifecycle';
 import { channelLogger, LogMirror } from './log';
-import { Operations } from './operations';
+import { Operations, type OperationTracker } from './operations';
 import { PanelHost } from './panel';
 import type { SchedulerHostLike } from './schedulerHost';
 import { StatusBar, type StatusSnapshot } from './statusBar';
@@ -78,7 +79,7 @@ export class Container implements vscode.Disposable {
       return new core.Catalog(dir).log.read(200);
     });
     this.ops = new Operations(this.core, this.model, this.status, mirror, this.channel);
-    this.panel = add(new PanelHost(context.extensionUri, this.core, this.folders, this.model, this.channel, this.ops));
+    this.panel = add(new PanelHost(context.extensionUri, this.core, this.folders, this.model, this.channel, this.ops, this.status));
     this.tasks = add(new TaskHook(this.folders, this.core, this.ops, this.channel));
     const handlers = commandHandlers({
       core: this.core,
@@ -146,19 +147,25 @@ export class Container implements vscode.Disposable {
     const timer = setTimeout(() => ac.abort(new BackupError('cancelled', `shutdown backup abandoned after ${budgetMs} ms`)), budgetMs);
     try {
       const { engine } = await this.core.get();
+      // Settings as they are now: a database removed just before closing is not backed up.
+      this.folders.invalidate();
       const states = await this.folders.resolve();
       const jobs = states
         .filter((s) => s.settings.enabled && s.settings.backupOnShutdown)
         .flatMap((s) =>
           s.databases.map(async (db) => {
+            let run: OperationTracker | undefined;
             try {
               if (!(await engine.changedSinceLastBackup(db, s.dir))) {
                 say.info(`shutdown: ${db} unchanged since its last verified backup; no backup`);
                 return;
               }
-              const res = await engine.backup(db, { dir: s.dir, kind: 'shutdown', settings: s.settings, trigger: 'VS Code shutdown', signal: ac.signal, rotate: false });
+              run = this.ops.track(`Lifeboat: shutdown backup of ${path.basename(db)}`);
+              const res = await engine.backup(db, { dir: s.dir, kind: 'shutdown', settings: s.settings, trigger: 'VS Code shutdown', signal: ac.signal, rotate: false, onProgress: run.report });
+              run.end(!res.sourceDamaged, `${res.record.id}${res.verified ? '' : ' (not verified)'}`);
               say.info(`shutdown backup finished: ${res.record.id}${res.verified ? '' : ' (not verified)'}`);
             } catch (e) {
+              run?.end(false, (e as Error).message);
               say.warn(`shutdown backup of ${db} not finished: ${(e as Error).message}`);
             }
           }),

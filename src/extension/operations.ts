@@ -21,6 +21,14 @@ export interface OperationEvent {
   end?: { ok: boolean; message: string };
 }
 
+/** Feeds one operation run outside `withProgress` (the scheduler's, the shutdown backup) into `onDidProgress`. */
+export interface OperationTracker {
+  /** The engine's progress; ignored after `end`. */
+  report(p: CoreProgress): void;
+  /** The result; only the first call counts. */
+  end(ok: boolean, message: string): void;
+}
+
 /** Runs work with a cancellable progress notification; `signal` aborts when the user presses Cancel. */
 export type ProgressRunner = <T>(title: string, work: (signal: AbortSignal, report: (p: CoreProgress) => void) => Promise<T>) => Promise<T>;
 
@@ -29,6 +37,7 @@ const PHASE: Record<string, string> = {
   compress: 'compressing',
   verify: 'verifying',
   readback: 'reading the archive back',
+  check: 'checking the archive',
   extract: 'extracting',
   restore: 'restoring',
 };
@@ -83,6 +92,28 @@ export class Operations {
         }
       }),
     );
+
+  /**
+   * Announces an operation that runs elsewhere (a scheduled backup, a restore test, the
+   * shutdown backup): fires its start on `onDidProgress` now, its progress as `report` is
+   * called, and its result once `end` is. The panel shows it like one run through
+   * `withProgress`; nothing else (no notification) is shown.
+   */
+  track(title: string): OperationTracker {
+    const id = this.nextOperation++;
+    let ended = false;
+    this.progressEmitter.fire({ id, title, phase: 'starting', done: 0, total: 0 });
+    return {
+      report: (p) => {
+        if (!ended) this.progressEmitter.fire({ id, title, phase: PHASE[p.phase] ?? p.phase, done: p.done, total: p.total });
+      },
+      end: (ok, message) => {
+        if (ended) return;
+        ended = true;
+        this.progressEmitter.fire({ id, title, phase: ok ? 'done' : 'stopped', done: 0, total: 0, end: { ok, message } });
+      },
+    };
+  }
 
   /**
    * Backs up `db` of `state` as `kind`. Interactive runs show progress with Cancel.

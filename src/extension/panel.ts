@@ -21,6 +21,7 @@ import type { FolderState, Folders } from './folders';
 import { relativeDb } from './folders';
 import type { OperationEvent, Operations } from './operations';
 import { databaseView, onlyFormKeys, toFieldIssues } from './panelHostState';
+import type { StatusBar } from './statusBar';
 import type { BackupNode, DatabaseNode } from './tree';
 
 const TARGET: Record<SettingsScope, vscode.ConfigurationTarget> = {
@@ -61,6 +62,7 @@ export class PanelHost implements vscode.Disposable {
     private readonly model: BackupsModel,
     private readonly log: vscode.LogOutputChannel,
     ops?: Pick<Operations, 'onDidProgress'>,
+    private readonly status?: Pick<StatusBar, 'lastFailureOf' | 'onDidReportFailure'>,
   ) {
     this.subs.push(
       model.onDidChange(() => this.stateChanged()),
@@ -69,6 +71,8 @@ export class PanelHost implements vscode.Disposable {
       this.posted,
     );
     if (ops) this.subs.push(ops.onDidProgress((e) => this.onProgress(e)));
+    // A failure may never reach the backup log (an unwritable directory): the status bar's count too.
+    if (status) this.subs.push(status.onDidReportFailure(() => this.stateChanged()));
   }
 
   /** Reveals the one panel, creating it when needed. Safe to repeat. */
@@ -299,6 +303,7 @@ export class PanelHost implements vscode.Disposable {
             stats: core.computeStats(records, dbLog, now),
             schedule,
             error: listing.error,
+            sessionFailure: this.status?.lastFailureOf(db),
           }),
         );
       }

@@ -25,6 +25,8 @@ export interface DatabaseInput {
   stats: Stats;
   schedule: { label: string; next?: Date };
   error?: string;
+  /** The newest failure the extension saw in this session (the status bar's), which may be missing from the log. */
+  sessionFailure?: FailureMark;
 }
 
 /** The form's values of `settings`, keyed by FORM_KEYS. Pure. */
@@ -49,9 +51,17 @@ export function onlyFormKeys(values: SettingsValues): Map<string, unknown> {
   return m;
 }
 
+/** The newer of two failures (by time); the logged one when equal or unparsable. Pure. */
+export function newerFailure(logged: FailureMark | undefined, session: FailureMark | undefined): FailureMark | undefined {
+  if (!session) return logged;
+  if (!logged) return session;
+  return Date.parse(session.time) > Date.parse(logged.time) ? session : logged;
+}
+
 /**
  * One database's view: statistics (per tier from `tiers`, coverage from `stats`), the
- * history newest first, failures from the log, the settings in force. Pure.
+ * history newest first, failures from the log, the settings in force. The last failure
+ * is the newer of the log's and `sessionFailure`. Pure.
  */
 export function databaseView(i: DatabaseInput): DatabaseView {
   const history: HistoryRow[] = i.records
@@ -103,7 +113,7 @@ export function databaseView(i: DatabaseInput): DatabaseView {
       oldest: s.oldest,
       newest: s.newest,
       lastSuccess: s.lastSuccess?.time,
-      lastFailure: s.lastFailure ? { time: s.lastFailure.time, reason: s.lastFailure.reason } : undefined,
+      lastFailure: newerFailure(s.lastFailure ? { time: s.lastFailure.time, reason: s.lastFailure.reason } : undefined, i.sessionFailure),
       nextRun: i.schedule.next?.toISOString(),
       schedule: i.schedule.label,
       verifiedShare: s.count ? s.verified / s.count : 0,

@@ -1,10 +1,11 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { systemClock } from '../core/context';
-import type { Scheduler, ScheduleTarget } from '../core/schedule/scheduler';
+import type { Scheduler, ScheduleProgressEvent, ScheduleTarget } from '../core/schedule/scheduler';
 import { channelLogger } from './log';
 import type { Container } from './container';
 import type { FolderState } from './folders';
+import type { OperationTracker } from './operations';
 import type { SchedulerHostLike } from './schedulerHost';
 
 interface Entry {
@@ -14,6 +15,14 @@ interface Entry {
   /** The folder's newest state (its notifications setting decides success messages). */
   state: FolderState;
   subs: vscode.Disposable[];
+  /** Runs of this scheduler that started and have not ended, by the scheduler's run id. */
+  runs: Map<number, OperationTracker>;
+}
+
+/** The title a scheduled run shows under in the panel. */
+export function scheduledRunTitle(ev: Pick<ScheduleProgressEvent, 'what' | 'db' | 'dir' | 'catchUp'>): string {
+  if (ev.what === 'restoreTest') return `Lifeboat: weekly restore test in ${path.basename(ev.dir)}`;
+  return `Lifeboat: ${ev.catchUp ? 'catch-up' : 'scheduled'} backup of ${path.basename(ev.db ?? '')}`;
 }
 
 /**
@@ -56,7 +65,19 @@ export class SchedulerHost implements SchedulerHostLike {
         continue;
       }
       const scheduler = new Scheduler({ engine, clock: systemClock, settings: state.settings, targets, logger: channelLogger(this.c.channel) });
+      const runs = new Map<number, OperationTracker>();
       const subs = [
+        // The panel listens to Operations' progress; scheduled runs join that one stream.
+        scheduler.onDidProgress((ev) => {
+          let run = runs.get(ev.run);
+          if (!run) runs.set(ev.run, (run = this.c.ops.track(scheduledRunTitle(ev))));
+          if (ev.end) {
+            runs.delete(ev.run);
+            run.end(ev.end.ok, ev.end.message);
+          } else if (ev.phase !== 'starting') {
+            run.report(ev);
+          }
+        }),
         scheduler.onDidRun((ev) => {
           this.c.ops.afterChange(ev.dir);
           this.c.status.reportSuccess(ev.db);
@@ -75,13 +96,16 @@ export class SchedulerHost implements SchedulerHostLike {
         scheduler.onDidRestoreTest((ev) => this.c.ops.afterChange(ev.dir)),
       ];
       scheduler.start();
-      this.entries.set(key, { folder: state.folder.name, scheduler, updates: 0, state, subs });
+      this.entries.set(key, { folder: state.folder.name, scheduler, updates: 0, state, subs, runs });
       this.c.channel.info(`schedule of ${state.folder.name}: ${scheduler.describe() ?? 'off'}; next ${scheduler.nextSlot()?.toString() ?? 'none'}`);
     }
   }
 
   private drop(key: string, e: Entry): void {
     for (const s of e.subs) s.dispose();
+    // The scheduler abandons a running backup; its end no longer reaches us, so say it here.
+    for (const run of e.runs.values()) run.end(false, 'cancelled: the schedule of this folder stopped');
+    e.runs.clear();
     e.scheduler.dispose();
     this.entries.delete(key);
   }

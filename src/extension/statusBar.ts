@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { isVerified } from '../core/model';
+import { isoLocal } from '../core/time';
 import type { Settings } from '../core/config';
 import type { BackupsModel } from './backupsModel';
 import { COMMANDS } from './commandIds';
@@ -42,6 +43,11 @@ export async function scheduleIntervalMs(s: Settings, now: Date): Promise<number
 export class StatusBar implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
   private readonly failures = new Map<string, string>();
+  /** The newest failure of each database seen in this session; a later success does not clear it. */
+  private readonly seen = new Map<string, { time: string; reason: string }>();
+  private readonly failureEmitter = new vscode.EventEmitter<string>();
+  /** Fires with the database after each `reportFailure`. */
+  readonly onDidReportFailure = this.failureEmitter.event;
   private readonly subs: vscode.Disposable[];
   private snapshot: StatusSnapshot = { visible: false, text: '', background: 'none', tooltip: '' };
   private timer: NodeJS.Timeout;
@@ -62,7 +68,18 @@ export class StatusBar implements vscode.Disposable {
   /** Marks `db` failed (error colour) with the one-line reason. */
   reportFailure(db: string, message: string): void {
     this.failures.set(db, message);
+    this.seen.set(db, { time: isoLocal(new Date()), reason: message });
     void this.update();
+    this.failureEmitter.fire(db);
+  }
+
+  /**
+   * The newest failure of `db` reported in this session (time as ISO 8601 with offset),
+   * kept after a later success: it may never have reached the backup log (a directory
+   * that cannot be written). Undefined when none.
+   */
+  lastFailureOf(db: string): { time: string; reason: string } | undefined {
+    return this.seen.get(db);
   }
 
   /** Clears `db`'s failure. */
@@ -121,6 +138,7 @@ export class StatusBar implements vscode.Disposable {
   dispose(): void {
     clearInterval(this.timer);
     for (const s of this.subs) s.dispose();
+    this.failureEmitter.dispose();
     this.item.dispose();
   }
 }

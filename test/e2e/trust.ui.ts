@@ -1,11 +1,12 @@
 // Lifeboat in Restricted Mode, as a person who opened a folder they have not trusted sees
 // it: the Backups tree still lists the database and its backup (read-only works), the
-// scheduler does not start (no automatic or catch-up backup), and Restore is not offered.
+// scheduler does not start (no automatic or catch-up backup), Restore is not offered, and
+// a migration task whose dependsOn names Lifeboat's backup task runs neither.
 // Runs only in the runner's Restricted Mode phase: its own code-server with workspace trust
 // on, on a fresh copy of the fixture that `prepare` gives one backup made by the real CLI.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import {
@@ -39,15 +40,43 @@ export const userSettings: Record<string, unknown> = {
   'lifeboat.schedule.daily': true,
 };
 
-/** One verified backup of app.db in backups/, made by the real CLI before code-server starts. */
+/** Written by the migration task when it runs; a refused chain leaves no such file. */
+const MIGRATION_MARK = 'migration-ran.txt';
+
+/** A migration task that backs up app.db first, as `Add Backup Step to Migration Task...` writes it. */
+const MIGRATION_TASKS = {
+  version: '2.0.0',
+  tasks: [
+    {
+      label: 'migrate',
+      type: 'shell',
+      command: `echo migrated > ${MIGRATION_MARK}`,
+      dependsOn: ['lifeboat: Back up app.db'],
+      problemMatcher: [],
+    },
+  ],
+};
+
+/**
+ * One verified backup of app.db in backups/, made by the real CLI before code-server
+ * starts, and a .vscode/tasks.json with a migration task that backs up app.db first.
+ */
 export function prepare(dirs: RunDirs): void {
   const db = path.join(dirs.workspace, 'app.db');
   execFileSync(process.execPath, [path.join(REPO_ROOT, 'dist', 'cli.js'), 'backup', db, '--dir', backupDir(dirs)], { stdio: 'pipe', timeout: 60_000 });
   if (archives(dirs).length !== 1) throw new Error(`the CLI did not leave one archive in ${backupDir(dirs)}`);
+  mkdirSync(path.join(dirs.workspace, '.vscode'), { recursive: true });
+  writeFileSync(path.join(dirs.workspace, '.vscode', 'tasks.json'), JSON.stringify(MIGRATION_TASKS, null, 2));
 }
 
 function backupDir(dirs: RunDirs): string {
   return path.join(dirs.workspace, 'backups');
+}
+
+/** How many `backup.start` lines the backup log has. */
+function backupStarts(dirs: RunDirs): number {
+  const f = path.join(backupDir(dirs), '.lifeboat', 'log.jsonl');
+  return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter((l) => l.includes('"backup.start"')).length : 0;
 }
 
 function archives(dirs: RunDirs): string[] {
@@ -126,6 +155,37 @@ export const checks: UiCheck[] = [
       assert.equal(await page.locator('.monaco-dialog-box').count(), 0, 'a restore dialog opened');
       assert.equal(query<{ n: number }>(db, 'SELECT count(*) AS n FROM items;')[0].n, before);
       assert.deepEqual(archives(dirs).filter((n) => n.endsWith('-pre-restore.zip')), []);
+    },
+  },
+  {
+    name: 'Lifeboat Restricted Mode: a migration task that depends on "lifeboat: Back up app.db" does not run a backup',
+    timeoutMs: 60_000,
+    async run({ page, dirs, screenshot, log }) {
+      const before = archives(dirs);
+      const starts = backupStarts(dirs);
+      const dialog = page.locator('.monaco-dialog-box');
+      await runCommand(page, 'Tasks: Run Task');
+      // VS Code itself asks for trust before it lists or runs any task in Restricted Mode;
+      // Lifeboat's own guard (the task's terminal refuses when the workspace is untrusted)
+      // is the second layer and is not reached from the workbench.
+      await dialog.waitFor({ state: 'visible', timeout: 15_000 });
+      const text = (await dialog.textContent()) ?? '';
+      assert.match(text, /Do you trust the authors of the files in this folder\?/);
+      assert.match(text, /running tasks requires/);
+      const buttons = (await dialog.locator('.monaco-button').allTextContents()).map((b) => b.trim());
+      assert.ok(buttons.includes('Cancel'), `the trust dialog's buttons: ${buttons.join(' | ')}`);
+      log(`VS Code refused: "${text.slice(text.indexOf('Do you trust'), text.indexOf('If you'))}" [${buttons.join(' | ')}]`);
+      await page.waitForTimeout(500);
+      await screenshot('lifeboat-restricted-task-trust', dialog);
+      await dialog.locator('.monaco-button', { hasText: /^Cancel$/ }).click();
+      await dialog.waitFor({ state: 'hidden' });
+      // Grace for a task that would start anyway: no task list, no terminal, no backup.
+      await page.waitForTimeout(2000);
+      assert.equal(await page.locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: 'migrate' }).count(), 0, 'a task list opened after Cancel');
+      assert.equal(await page.locator('.part.panel .terminal-wrapper').count(), 0, 'a task terminal opened');
+      assert.deepEqual(archives(dirs), before, 'a backup archive appeared');
+      assert.equal(backupStarts(dirs), starts, 'a backup started (backup.start in the backup log)');
+      assert.ok(!existsSync(path.join(dirs.workspace, MIGRATION_MARK)), 'the migration task ran');
     },
   },
 ];

@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { Catalog } from '../catalog/catalog';
 import type { LogEntry } from '../catalog/backupLog';
 import { cloneSettings, type Settings } from '../config';
-import { Emitter, nullLogger, type Clock, type Disposable, type Event, type Logger } from '../context';
+import { Emitter, nullLogger, type Clock, type Disposable, type Event, type Logger, type Progress, type ProgressListener } from '../context';
 import type { BackupOptions, BackupResult } from '../engine';
 import { BackupError, fsError } from '../errors';
 import type { BackupRecord, SourceStateRecord } from '../model';
@@ -37,7 +37,7 @@ export interface SchedulerEngine {
    * The rolling restore test of one directory's kept backups; optional. A result with
    * `ok: false` is a failed test (surfaced on onDidFail too).
    */
-  restoreTest?(dir: string, settings: Settings, o?: { signal?: AbortSignal }): Promise<unknown>;
+  restoreTest?(dir: string, settings: Settings, o?: { signal?: AbortSignal; onProgress?: ProgressListener }): Promise<unknown>;
 }
 
 export interface SchedulerOptions {
@@ -95,6 +95,30 @@ export interface ScheduleFailEvent {
   gaveUp: boolean;
 }
 
+/**
+ * Progress of one backup or restore test the scheduler runs: first an event with phase
+ * `starting`, then the engine's own progress (phase, `done` of `total` bytes, total 0
+ * when unknown), then exactly one event with `end` (ok, or failed or cancelled with the
+ * reason). Every attempt that fails gets a start and an end, also when it failed before
+ * the engine ran (an unusable backup directory). Events of one run share `run`.
+ */
+export interface ScheduleProgressEvent {
+  /** Unique per run within one Scheduler. */
+  run: number;
+  what: 'backup' | 'restoreTest';
+  dir: string;
+  /** The database (backups only). */
+  db?: string;
+  /** The slot being backed up (backups only). */
+  slot?: Date;
+  /** True for a catch-up backup of missed slots. */
+  catchUp?: boolean;
+  phase: string;
+  done: number;
+  total: number;
+  end?: { ok: boolean; message: string };
+}
+
 export interface RestoreTestEvent {
   dir: string;
   result: unknown;
@@ -133,12 +157,16 @@ export class Scheduler implements Disposable {
   private readonly runEmitter = new Emitter<ScheduleRunEvent>();
   private readonly failEmitter = new Emitter<ScheduleFailEvent>();
   private readonly restoreTestEmitter = new Emitter<RestoreTestEvent>();
+  private readonly progressEmitter = new Emitter<ScheduleProgressEvent>();
   /** Each scheduled backup made or slot settled as unchanged. */
   readonly onDidRun: Event<ScheduleRunEvent> = this.runEmitter.event;
   /** Each failed attempt, with when it is retried. */
   readonly onDidFail: Event<ScheduleFailEvent> = this.failEmitter.event;
   /** Each restore test that ran to the end (its result says whether it passed). */
   readonly onDidRestoreTest: Event<RestoreTestEvent> = this.restoreTestEmitter.event;
+  /** Start, progress and end of each backup and restore test it runs (see ScheduleProgressEvent). */
+  readonly onDidProgress: Event<ScheduleProgressEvent> = this.progressEmitter.event;
+  private nextRun = 1;
 
   private readonly engine: SchedulerEngine;
   private readonly clock: Clock;
@@ -255,6 +283,7 @@ export class Scheduler implements Disposable {
       this.runEmitter.dispose();
       this.failEmitter.dispose();
       this.restoreTestEmitter.dispose();
+      this.progressEmitter.dispose();
     });
   }
 
@@ -398,6 +427,8 @@ export class Scheduler implements Disposable {
     const name = path.basename(t.db);
     const fields = { db: t.db, phase: 'schedule' };
     let claim: Claim | undefined;
+    let run: RunProgress | undefined;
+    const base = { what: 'backup' as const, dir: t.dir, db: t.db, slot };
     try {
       // The source first: a missing or non-SQLite database must not create a backup directory.
       const current = await this.sourceState(t.db);
@@ -448,6 +479,7 @@ export class Scheduler implements Disposable {
       const abort = new AbortController();
       this.running = abort;
       if (this.stopped) abort.abort(new BackupError('cancelled', 'the scheduler stopped'));
+      run = this.beginRun({ ...base, catchUp: decision.catchUp });
       let res: BackupResult;
       try {
         res = await this.engine.backup(t.db, {
@@ -456,6 +488,7 @@ export class Scheduler implements Disposable {
           settings,
           trigger: decision.catchUp ? `${schedule.label}, catch-up` : schedule.label,
           signal: abort.signal,
+          onProgress: run.report,
         });
       } finally {
         if (this.running === abort) this.running = undefined;
@@ -468,6 +501,10 @@ export class Scheduler implements Disposable {
       await claims.release(held, mark).catch((e) => this.logger.warn(`could not clear the schedule claim in ${t.dir}: ${(e as Error).message}`, fields));
       st.handled = slotMs;
       st.attempt = undefined;
+      const verdict = res.sourceDamaged
+        ? `${name} is damaged: its backup ${res.record.id} failed verification`
+        : `backed up ${name} (${res.record.id})${res.verified ? ', verified' : `, NOT verified (${res.record.manifest.verification.skippedReason ?? 'skipped'})`}`;
+      run.end(!res.sourceDamaged, verdict);
       this.runEmitter.fire({
         ...t,
         slot,
@@ -484,9 +521,12 @@ export class Scheduler implements Disposable {
       const error = e instanceof BackupError ? e : fsError(e, t.dir, 'running a scheduled backup');
       if (claim) await claims.release(claim).catch(() => undefined);
       if (this.stopped || error.reason === 'cancelled') {
+        run?.end(false, `cancelled: ${error.message}`);
         this.logger.info(`scheduled backup of ${t.db} abandoned: the scheduler stopped`, fields);
         return { ...t, status: 'cancelled', slot, error };
       }
+      // An attempt that failed before the engine ran (the directory unusable) is still an attempt to show.
+      (run ?? this.beginRun(base)).end(false, error.message);
       return this.failed(t, st, slot, schedule, catalog, error);
     }
   }
@@ -516,6 +556,33 @@ export class Scheduler implements Disposable {
     return { ...t, status: 'failed', slot, error, retryAt: retryAt === undefined ? undefined : new Date(retryAt) };
   }
 
+  /**
+   * Starts one run's progress: fires its `starting` event and returns the reporter the
+   * engine is handed. A listener that throws is logged, never allowed to fail the run.
+   */
+  private beginRun(base: Omit<ScheduleProgressEvent, 'run' | 'phase' | 'done' | 'total' | 'end'>): RunProgress {
+    const run = this.nextRun++;
+    let ended = false;
+    const fire = (e: ScheduleProgressEvent) => {
+      try {
+        this.progressEmitter.fire(e);
+      } catch (err) {
+        this.logger.warn(`a progress listener failed: ${(err as Error)?.message ?? String(err)}`, { phase: 'schedule' });
+      }
+    };
+    fire({ ...base, run, phase: 'starting', done: 0, total: 0 });
+    return {
+      report: (p: Progress) => {
+        if (!ended) fire({ ...base, run, phase: p.phase, done: p.done, total: p.total });
+      },
+      end: (ok, message) => {
+        if (ended) return;
+        ended = true;
+        fire({ ...base, run, phase: ok ? 'done' : 'failed', done: 0, total: 0, end: { ok, message } });
+      },
+    };
+  }
+
   /** Runs each directory's rolling restore test when the newest one is older than a week. */
   private async restoreTests(settings: Settings, targets: ScheduleTarget[]): Promise<void> {
     const run = this.engine.restoreTest?.bind(this.engine);
@@ -529,6 +596,7 @@ export class Scheduler implements Disposable {
       if (notBefore !== undefined && now < notBefore && notBefore - now <= this.restoreTestEveryMs) continue;
       const catalog = this.engine.catalog(dir);
       let claim: Claim | undefined;
+      let progress: RunProgress | undefined;
       const claims = this.claimsOf(catalog);
       try {
         if (!(await this.engine.list(dir)).records.length) {
@@ -559,22 +627,29 @@ export class Scheduler implements Disposable {
         const abort = new AbortController();
         this.running = abort;
         if (this.stopped) abort.abort(new BackupError('cancelled', 'the scheduler stopped'));
+        progress = this.beginRun({ what: 'restoreTest', dir });
         let result: unknown;
         try {
-          result = await run(dir, cloneSettings(settings), { signal: abort.signal });
+          result = await run(dir, cloneSettings(settings), { signal: abort.signal, onProgress: progress.report });
         } finally {
           if (this.running === abort) this.running = undefined;
         }
-        this.restoreTestEmitter.fire({ dir, result });
         const r = result as { ok?: unknown; problems?: unknown; path?: unknown } | undefined;
+        const tested = r && typeof r.path === 'string' ? path.basename(r.path) : dir;
         if (r && r.ok === false) {
           const problems = Array.isArray(r.problems) ? r.problems.slice(0, 3).join('; ') : 'see the backup log';
           const error = new BackupError('verifyFailed', `restore test of ${typeof r.path === 'string' ? r.path : dir} failed: ${problems}`);
+          progress.end(false, error.message);
+          this.restoreTestEmitter.fire({ dir, result });
           this.logger.error(error.message, { phase: 'restoreTest' });
           this.failEmitter.fire({ what: 'restoreTest', dir, error, attempt: 1, gaveUp: false });
+        } else {
+          progress.end(true, r ? `restore test of ${tested} passed` : 'no backup to test');
+          this.restoreTestEmitter.fire({ dir, result });
         }
       } catch (e) {
         const error = e instanceof BackupError ? e : fsError(e, dir, 'running the restore test');
+        progress?.end(false, error.reason === 'cancelled' ? `cancelled: ${error.message}` : error.message);
         if (this.stopped || error.reason === 'cancelled') return;
         this.restoreTestNotBefore.set(dir, now + RESTORE_TEST_RETRY_MS);
         this.logger.error(`restore test in ${dir} failed: ${error.message}`, { phase: 'restoreTest' });
@@ -584,6 +659,12 @@ export class Scheduler implements Disposable {
       }
     }
   }
+}
+
+/** Reports one run's progress; `end` after the first is ignored. */
+interface RunProgress {
+  report: ProgressListener;
+  end(ok: boolean, message: string): void;
 }
 
 function normalizeTargets(targets: ScheduleTarget[]): ScheduleTarget[] {

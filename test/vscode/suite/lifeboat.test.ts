@@ -298,7 +298,15 @@ suite('Lifeboat: settings', () => {
 });
 
 suiteTeardown(async () => {
-  // The UI checks start from the fixture as it was: no settings, no backups.
-  await new Promise((r) => setTimeout(r, 500));
-  for (const p of ['.vscode', 'backups', 'migrated.txt']) rmSync(path.join(ws(), p), { recursive: true, force: true });
+  // The UI checks start from the fixture as it was: no settings, no backups. The settings
+  // go first, and the backups only once the extension has seen that no database is
+  // configured any more (otherwise its shutdown backup would write into backups/ again).
+  rmSync(path.join(ws(), '.vscode'), { recursive: true, force: true });
+  const a = await api();
+  for (let i = 0; i < 50; i++) {
+    await a.refresh();
+    if ((await a.folders()).every((s) => s.databases.length === 0)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  for (const p of ['backups', 'migrated.txt']) rmSync(path.join(ws(), p), { recursive: true, force: true });
 });
