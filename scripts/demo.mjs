@@ -36,9 +36,13 @@ if (!db) {
   }
 }
 
-const dir = path.join(path.dirname(path.resolve(db)), 'backups');
-let status = run('backup', db);
-if (status === 0) status = run('list', db) || status;
+console.log(`\n$ lifeboat backup ${db}`);
+const backup = spawnSync(process.execPath, [cli, 'backup', db], { stdio: ['inherit', 'pipe', 'inherit'], encoding: 'utf8' });
+process.stdout.write(backup.stdout);
+let status = backup.status ?? 1;
+// The directory the settings chose (backups/ beside the database unless configured).
+const dir = path.dirname(backup.stdout.trim().split('\n').at(-1) || path.join(path.dirname(path.resolve(db)), 'backups', 'x'));
+if (status === 0) status = run('list', db, '--dir', dir) || status;
 if (status === 0) status = run('verify', '--all', '--dir', dir);
 if (status === 0) run('log', '--dir', dir, '--limit', '5');
 process.exit(status);

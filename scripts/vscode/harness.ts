@@ -313,9 +313,20 @@ export async function closeBrowser(context: BrowserContext, timeoutMs = 10_000):
   await Promise.race([context.close().catch(() => undefined), delay(timeoutMs)]);
 }
 
-/** The workbench URL for `folder`, with an optional `payload` (extension development/tests). */
-export function workbenchUrl(server: CodeServer, folder: string, payload?: [string, string][]): string {
-  let url = `${server.origin}/?folder=${encodeURIComponent(folder)}`;
+/**
+ * What the workbench opens: a folder (its absolute path), or a `.code-workspace` file
+ * (`{ workspaceFile }`, an absolute path), which opens as a (multi-root) workspace.
+ */
+export type WorkbenchTarget = string | { workspaceFile: string };
+
+/**
+ * The workbench URL for `target`, with an optional `payload` (extension development/tests).
+ * code-server takes a folder as `?folder=` and a `.code-workspace` file as `?workspace=`.
+ */
+export function workbenchUrl(server: CodeServer, target: WorkbenchTarget, payload?: [string, string][]): string {
+  let url = typeof target === 'string'
+    ? `${server.origin}/?folder=${encodeURIComponent(target)}`
+    : `${server.origin}/?workspace=${encodeURIComponent(target.workspaceFile)}`;
   if (payload) url += `&payload=${encodeURIComponent(JSON.stringify(payload))}`;
   return url;
 }
@@ -326,11 +337,11 @@ export function remoteUri(server: CodeServer, absPath: string): string {
 }
 
 /**
- * Opens the workbench on `folder` in `page` and resolves once `.monaco-workbench` exists.
- * Throws on timeout.
+ * Opens the workbench on `target` (a folder, or a `.code-workspace` file) in `page` and
+ * resolves once `.monaco-workbench` exists. Throws on timeout.
  */
-export async function openWorkbench(page: Page, server: CodeServer, folder: string, timeoutMs = 60_000): Promise<void> {
-  await page.goto(workbenchUrl(server, folder), { timeout: timeoutMs });
+export async function openWorkbench(page: Page, server: CodeServer, target: WorkbenchTarget, timeoutMs = 60_000): Promise<void> {
+  await page.goto(workbenchUrl(server, target), { timeout: timeoutMs });
   await page.locator('.monaco-workbench').waitFor({ state: 'attached', timeout: timeoutMs });
 }
 

@@ -6,9 +6,10 @@
 // 2. bundles test/vscode/suite/*.ts (mocha, run inside the extension host) and the runner
 //    with every test/e2e/*.ts (Playwright UI checks);
 // 3. scripts/vscode/runner.ts does the run: fresh folders, VSIX installed, code-server on
-//    127.0.0.1, the in-host suite, the UI checks, then the Restricted Mode phase (a second
-//    code-server with workspace trust on, for files exporting `phase = 'restricted'`),
-//    then stops everything it started.
+//    127.0.0.1, the in-host suite, the UI checks, then the other phases, each in a
+//    code-server of its own: Restricted Mode (workspace trust on, files exporting
+//    `phase = 'restricted'`) and a multi-root workspace (`phase = 'multiroot'`), then
+//    stops everything it started.
 // Prints `N passed, N failed` last; exits 0 only when nothing failed. Run
 // scripts/vscode/setup.sh once first (it installs code-server and Chromium).
 import { spawnSync } from 'node:child_process';
@@ -98,8 +99,8 @@ try {
   const entry = [
     `export { main } from './scripts/vscode/runner.ts';`,
     ...e2eFiles.map((f, i) => `import * as m${i} from './test/e2e/${f}';`),
-    // A file may export `phase` ('restricted': run only in the Restricted Mode phase),
-    // `prepare(dirs)` and `userSettings` for that phase (see UiModule in runner.ts).
+    // A file may export `phase` (e.g. 'restricted': run only in the Restricted Mode phase),
+    // `prepare(dirs)`, `userSettings` and `workspaceFile` for that phase (see UiModule in runner.ts).
     `export const uiModules = [${e2eFiles.map((f, i) => `{ ...m${i}, file: 'test/e2e/${f}', checks: m${i}.checks ?? [] }`).join(', ')}];`,
   ].join('\n');
   const runnerFile = path.join(work, 'runner.cjs');
@@ -129,7 +130,7 @@ try {
     grep,
     only,
     keep,
-    phaseTimeoutMs: { install: 90_000, server: 30_000, host: 180_000, ui: 300_000, restricted: 120_000 },
+    phaseTimeoutMs: { install: 90_000, server: 30_000, host: 180_000, ui: 300_000, restricted: 120_000, multiroot: 120_000 },
     startedAt: t0,
   });
   removeWork();

@@ -1,7 +1,8 @@
 /**
  * One real-VS-Code test run, after scripts/vscode/run.mjs has built the VSIX and bundled
  * the suite: fresh folders, VSIX installed into code-server, the in-extension-host mocha
- * suite, then the Playwright UI checks, then everything started is stopped.
+ * suite, then the Playwright UI checks, then each other phase's checks (Restricted Mode, a
+ * multi-root workspace) in a code-server of its own, then everything started is stopped.
  */
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -23,21 +24,40 @@ import {
   type CodeServer,
   type RunDirs,
   type UiCheck,
+  type WorkbenchTarget,
 } from './harness';
 import { SUITE_ENV } from './suiteResult';
 
 /**
- * The checks exported by one test/e2e file. A file that exports `phase = 'restricted'`
- * runs only in the Restricted Mode phase: a second code-server with workspace trust on
- * and the workspace untrusted, on a fresh copy of the fixture that its `prepare(dirs)`
- * may change (and its `userSettings` add to) before that server starts.
+ * The checks exported by one test/e2e file. A file that exports `phase` (other than
+ * 'main') runs only in that phase: a code-server of its own, on a fresh copy of the
+ * fixture that the phase's modules' `prepare(dirs)` may change (and their `userSettings`
+ * add to) before that server starts. In the 'restricted' phase workspace trust is on and
+ * the workspace untrusted (Restricted Mode). A module's `workspaceFile` (relative to the
+ * run's workspace folder, written by its `prepare`) makes the phase's workbench open that
+ * `.code-workspace` file, e.g. a multi-root workspace, instead of the folder.
  */
 export interface UiModule {
   file: string;
   checks: UiCheck[];
-  phase?: 'main' | 'restricted';
+  phase?: string;
   prepare?: (dirs: RunDirs) => void | Promise<void>;
   userSettings?: Record<string, unknown>;
+  workspaceFile?: string;
+}
+
+/** How a phase other than 'main' differs from it. */
+interface PhaseKind {
+  /** Shown in the run's output. */
+  label: string;
+  /** Workspace trust on (see startCodeServer), with these user settings. */
+  trust: boolean;
+  userSettings: Record<string, unknown>;
+}
+
+function phaseKind(phase: string): PhaseKind {
+  if (phase === 'restricted') return { label: 'Restricted Mode', trust: true, userSettings: RESTRICTED_USER_SETTINGS };
+  return { label: phase, trust: false, userSettings: {} };
 }
 
 /** What run.mjs hands the runner. */
@@ -56,7 +76,8 @@ export interface RunOptions {
   only?: 'host' | 'ui';
   /** Keep the run's folders (printed) instead of removing them. */
   keep?: boolean;
-  phaseTimeoutMs: { install: number; server: number; host: number; ui: number; restricted?: number };
+  /** Per phase; a phase other than main, host and ui without its own entry gets `ui`'s. */
+  phaseTimeoutMs: { install: number; server: number; host: number; ui: number; [phase: string]: number | undefined };
   /** When the whole run started (Date.now()), for the elapsed times printed. */
   startedAt?: number;
 }
@@ -130,54 +151,62 @@ async function runChecks(
 }
 
 /**
- * The Restricted Mode phase: a fresh copy of the fixture (changed by each chosen module's
- * `prepare`), the VSIX installed, a second code-server started with workspace trust on
- * (RESTRICTED_USER_SETTINGS, no `--disable-workspace-trust`), so the never-trusted
- * workspace opens in Restricted Mode, and the checks in one page. Uses `context` when the
- * main phase launched Chromium, else launches its own. Adds outcomes to `totals`; throws
- * only when the phase could not start (the caller counts its checks as failed).
+ * A phase other than 'main' (see UiModule): a fresh copy of the fixture (changed by each
+ * chosen module's `prepare`), the VSIX installed, a code-server of its own (workspace
+ * trust on for 'restricted'), the workbench opened on the folder or on a module's
+ * `workspaceFile`, and the checks in one page. Uses `context` when the main phase launched
+ * Chromium, else launches its own. Adds outcomes to `totals`; throws only when the phase
+ * could not start (the caller counts its checks as failed).
  */
-async function runRestrictedPhase(
+async function runPhase(
   o: RunOptions,
+  phase: string,
   context: BrowserContext | undefined,
   chosen: { file: string; check: UiCheck }[],
   totals: RunTotals,
   since: () => string,
 ): Promise<void> {
-  const dirs = makeRunDirs(o.fixtureDir, 'lifeboat-vscode-restricted-');
+  const kind = phaseKind(phase);
+  const dirs = makeRunDirs(o.fixtureDir, `lifeboat-vscode-${phase}-`);
   cleanups.push(async () => {
     if (existsSync(dirs.serverLog)) {
       mkdirSync(RESULTS_DIR, { recursive: true });
-      copyFileSync(dirs.serverLog, path.join(RESULTS_DIR, 'code-server-restricted.log'));
+      copyFileSync(dirs.serverLog, path.join(RESULTS_DIR, `code-server-${phase}.log`));
     }
-    if (o.keep) console.log(`Restricted Mode run folders kept: ${dirs.root}`);
+    if (o.keep) console.log(`${kind.label} run folders kept: ${dirs.root}`);
     else disposeRunDirs(dirs);
   });
-  const modules = o.uiModules.filter((m) => m.phase === 'restricted' && chosen.some((c) => c.file === m.file));
-  let extra: Record<string, unknown> = { ...RESTRICTED_USER_SETTINGS };
+  const modules = o.uiModules.filter((m) => m.phase === phase && chosen.some((c) => c.file === m.file));
+  let extra: Record<string, unknown> = { ...kind.userSettings };
+  let workspaceFile: string | undefined;
   for (const m of modules) {
     await m.prepare?.(dirs);
     extra = { ...extra, ...m.userSettings };
+    if (m.workspaceFile) {
+      if (workspaceFile && workspaceFile !== m.workspaceFile) throw new Error(`phase ${phase}: ${m.file} opens ${m.workspaceFile}, another file ${workspaceFile}`);
+      workspaceFile = m.workspaceFile;
+    }
   }
   writeUserSettings(dirs, extra);
-  await withTimeout('installing the VSIX (Restricted Mode)', o.phaseTimeoutMs.install, installExtension(dirs, o.vsix, o.extensionId));
+  await withTimeout(`installing the VSIX (${kind.label})`, o.phaseTimeoutMs.install, installExtension(dirs, o.vsix, o.extensionId));
   const limit = o.phaseTimeoutMs.server;
-  const server = await withTimeout('starting code-server (Restricted Mode)', limit, startCodeServer(dirs, { timeoutMs: limit, trust: true }));
+  const server = await withTimeout(`starting code-server (${kind.label})`, limit, startCodeServer(dirs, { timeoutMs: limit, trust: kind.trust }));
   cleanups.push(() => server.stop());
-  console.log(`[${since()}] code-server pid ${server.pid} (workspace trust on) healthy on ${server.origin}`);
+  console.log(`[${since()}] code-server pid ${server.pid}${kind.trust ? ' (workspace trust on)' : ''} healthy on ${server.origin}`);
   if (!context) {
     const ctx = await launchBrowser(dirs);
     cleanups.push(() => closeBrowser(ctx));
     context = ctx;
   }
   const page = await context.newPage();
+  const target: WorkbenchTarget = workspaceFile ? { workspaceFile: path.join(dirs.workspace, workspaceFile) } : dirs.workspace;
   try {
-    await withTimeout('opening the workbench (Restricted Mode)', o.phaseTimeoutMs.ui, openWorkbench(page, server, dirs.workspace));
+    await withTimeout(`opening the workbench (${kind.label})`, o.phaseTimeoutMs.ui, openWorkbench(page, server, target));
   } catch (e) {
-    await screenshot(page, 'fail-workbench-restricted').catch(() => undefined);
+    await screenshot(page, `fail-workbench-${phase}`).catch(() => undefined);
     throw e;
   }
-  await runChecks(page, server, dirs, chosen, Date.now() + (o.phaseTimeoutMs.restricted ?? o.phaseTimeoutMs.ui), totals, o.repoRoot);
+  await runChecks(page, server, dirs, chosen, Date.now() + (o.phaseTimeoutMs[phase] ?? o.phaseTimeoutMs.ui), totals, o.repoRoot);
   await page.close().catch(() => undefined);
 }
 
@@ -209,15 +238,19 @@ export async function main(o: RunOptions): Promise<RunTotals> {
   const t0 = o.startedAt ?? Date.now();
   const since = (): string => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
   const grep = o.grep ? new RegExp(o.grep) : undefined;
-  const pick = (phase: 'main' | 'restricted'): { file: string; check: UiCheck }[] =>
+  const pick = (phase: string): { file: string; check: UiCheck }[] =>
     o.uiModules
       .filter((m) => (m.phase ?? 'main') === phase)
       .flatMap((m) => m.checks.map((c) => ({ file: m.file, check: c })))
       .filter(({ check }) => !grep || grep.test(check.name));
   const mainChosen = o.only === 'host' ? [] : pick('main');
-  const restrictedChosen = o.only === 'host' ? [] : pick('restricted');
-  // Only UI checks of the Restricted Mode phase asked for: the main server is not needed.
-  const runMain = !(o.only === 'ui' && mainChosen.length === 0 && restrictedChosen.length > 0);
+  // The other phases in the order their files come (run.mjs sorts them by name).
+  const phases = [...new Set(o.uiModules.map((m) => m.phase ?? 'main'))]
+    .filter((p) => p !== 'main')
+    .map((p) => ({ phase: p, chosen: o.only === 'host' ? [] : pick(p) }))
+    .filter((p) => p.chosen.length > 0);
+  // Only UI checks of other phases asked for: the main server is not needed.
+  const runMain = !(o.only === 'ui' && mainChosen.length === 0 && phases.length > 0);
   let dirs: RunDirs | undefined;
   let server: CodeServer;
   let context: BrowserContext | undefined;
@@ -298,15 +331,16 @@ export async function main(o: RunOptions): Promise<RunTotals> {
       }
     }
 
-    if (restrictedChosen.length) {
-      console.log(`[${since()}] Restricted Mode phase: UI checks (${restrictedChosen.length})`);
+    for (const { phase, chosen } of phases) {
+      const { label } = phaseKind(phase);
+      console.log(`[${since()}] ${label} phase: UI checks (${chosen.length})`);
       try {
-        await runRestrictedPhase(o, context, restrictedChosen, totals, since);
+        await runPhase(o, phase, context, chosen, totals, since);
       } catch (e) {
-        totals.failed += restrictedChosen.length;
-        console.log(`  FAIL Restricted Mode phase: ${(e as Error).message}`);
+        totals.failed += chosen.length;
+        console.log(`  FAIL ${label} phase: ${(e as Error).message}`);
       }
-      console.log(`[${since()}] Restricted Mode phase done`);
+      console.log(`[${since()}] ${label} phase done`);
     }
   } catch (e) {
     totals.failed += 1;

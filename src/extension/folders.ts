@@ -134,3 +134,13 @@ export function relativeDb(folder: vscode.WorkspaceFolder, db: string): string {
   }
   return (rel.startsWith('..') || path.isAbsolute(rel) ? db : rel).split(path.sep).join('/');
 }
+
+/**
+ * How messages name a database: its file name, and in a multi-root workspace (where two
+ * folders may each hold an `app.db`) its path in the folder and the folder's name too,
+ * e.g. "app.db in shop". Never throws.
+ */
+export function displayName(folder: vscode.WorkspaceFolder, db: string): string {
+  const multi = (vscode.workspace.workspaceFolders?.length ?? 0) > 1;
+  return multi ? `${relativeDb(folder, db)} in ${folder.name}` : path.basename(db);
+}

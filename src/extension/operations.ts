@@ -1,4 +1,3 @@
-import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { BackupError } from '../core/errors';
 import type { BackupKind } from '../core/model';
@@ -7,7 +6,7 @@ import type { BackupResult } from '../core/engine';
 import type { BackupsModel } from './backupsModel';
 import { COMMANDS } from './commandIds';
 import type { CoreHost } from './coreLoader';
-import type { FolderState } from './folders';
+import { displayName, type FolderState } from './folders';
 import type { LogMirror } from './log';
 import type { StatusBar } from './statusBar';
 
@@ -121,7 +120,7 @@ export class Operations {
    * reported). Never rejects.
    */
   async backup(state: FolderState, db: string, kind: BackupKind, o: { trigger?: string; interactive?: boolean; signal?: AbortSignal } = {}): Promise<BackupResult | undefined> {
-    const name = path.basename(db);
+    const name = displayName(state.folder, db);
     const run = async (signal: AbortSignal | undefined, onProgress?: (p: CoreProgress) => void) => {
       const { engine } = await this.core.get();
       return engine.backup(db, { dir: state.dir, kind, settings: state.settings, trigger: o.trigger, signal, onProgress });

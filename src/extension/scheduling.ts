@@ -4,7 +4,7 @@ import { systemClock } from '../core/context';
 import type { Scheduler, ScheduleProgressEvent, ScheduleTarget } from '../core/schedule/scheduler';
 import { channelLogger } from './log';
 import type { Container } from './container';
-import type { FolderState } from './folders';
+import { displayName, type FolderState } from './folders';
 import type { OperationTracker } from './operations';
 import type { SchedulerHostLike } from './schedulerHost';
 
@@ -83,14 +83,14 @@ export class SchedulerHost implements SchedulerHostLike {
           this.c.status.reportSuccess(ev.db);
           if (ev.outcome === 'backedUp') {
             const what = ev.catchUp ? `catch-up backup (${ev.missedCount} missed slot${ev.missedCount === 1 ? '' : 's'})` : 'scheduled backup';
-            this.c.ops.success(this.entries.get(key)?.state ?? state, `Lifeboat: ${what} of ${path.basename(ev.db)} done.`, false);
+            this.c.ops.success(this.entries.get(key)?.state ?? state, `Lifeboat: ${what} of ${displayName(state.folder, ev.db)} done.`, false);
           }
         }),
         scheduler.onDidFail((ev) => {
           if (ev.dir) this.c.ops.afterChange(ev.dir);
           if (ev.db) this.c.status.reportFailure(ev.db, ev.error.message);
           const when = ev.retryAt ? ` Retrying at ${ev.retryAt.toLocaleTimeString()}.` : ev.gaveUp ? ' Lifeboat tries again at the next slot.' : '';
-          const what = ev.what === 'restoreTest' ? 'The restore test' : ev.what === 'schedule' ? 'The schedule' : `The scheduled backup of ${path.basename(ev.db ?? '')}`;
+          const what = ev.what === 'restoreTest' ? 'The restore test' : ev.what === 'schedule' ? 'The schedule' : `The scheduled backup of ${ev.db ? displayName(state.folder, ev.db) : ''}`;
           this.c.ops.failure(`Lifeboat: ${what} failed: ${ev.error.message}.${when}`, () => void scheduler.checkNow());
         }),
         scheduler.onDidRestoreTest((ev) => this.c.ops.afterChange(ev.dir)),

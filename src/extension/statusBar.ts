@@ -1,11 +1,10 @@
-import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { isVerified } from '../core/model';
 import { isoLocal } from '../core/time';
 import type { Settings } from '../core/config';
 import type { BackupsModel } from './backupsModel';
 import { COMMANDS } from './commandIds';
-import type { Folders } from './folders';
+import { displayName, type Folders } from './folders';
 import { formatAge } from './format';
 
 /** What the status bar shows, exposed for tests. */
@@ -120,7 +119,7 @@ export class StatusBar implements vscode.Disposable {
         if (!worst || age > worst.age) worst = { age, db };
         if (interval !== undefined && age > 2 * interval) late = true;
         const fail = this.failures.get(db);
-        lines.push(`- ${path.basename(db)}: ${newest ? `verified backup ${formatAge(age)}` : 'no verified backup'}${fail ? ` — last attempt FAILED: ${fail}` : ''}`);
+        lines.push(`- ${displayName(state.folder, db)}: ${newest ? `verified backup ${formatAge(age)}` : 'no verified backup'}${fail ? ` — last attempt FAILED: ${fail}` : ''}`);
       }
     }
     const failed = this.failures.size > 0;
