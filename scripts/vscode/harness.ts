@@ -564,6 +564,28 @@ export async function waitForNotification(page: Page, text: string | RegExp, tim
   return all.find((n) => want(n.message)) ?? { message: (await toast.textContent()) ?? '', source: '', buttons: [] };
 }
 
+/**
+ * Polls `get` until `ok` accepts its value (every `stepMs`, in the page's time), or throws
+ * after `ms` with `what` and the last value seen. For conditions the workbench reaches
+ * asynchronously (a tree row, a file the extension writes).
+ */
+export async function until<T>(page: Page, get: () => T | Promise<T>, ok: (v: T) => boolean, what: string, ms = 30_000, stepMs = 250): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await get();
+    if (ok(v)) return v;
+    if (Date.now() > end) throw new Error(`${what} (last seen: ${JSON.stringify(v)})`);
+    await page.waitForTimeout(stepMs);
+  }
+}
+
+/** Closes every notification toast on screen (best effort: one may fade out meanwhile). */
+export async function dismissToasts(page: Page): Promise<void> {
+  for (const close of await page.locator('.notifications-toasts .notification-toast .codicon-notifications-clear').all()) {
+    await close.click({ timeout: 2000 }).catch(() => undefined);
+  }
+}
+
 /** Saves a PNG of the page (or of `target`) as test-results/<name>.png and returns its path. */
 export async function screenshot(page: Page, name: string, target?: Locator): Promise<string> {
   mkdirSync(RESULTS_DIR, { recursive: true });

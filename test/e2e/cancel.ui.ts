@@ -9,8 +9,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Page } from 'playwright-core';
-import { openViewContainer, readNotifications, readTreeRows, runCommand, waitForNotification, type RunDirs, type UiCheck } from '../../scripts/vscode/harness';
+import { dismissToasts, openViewContainer, readNotifications, readTreeRows, runCommand, until, waitForNotification, type RunDirs, type UiCheck } from '../../scripts/vscode/harness';
 import { query, sqlite } from '../fixtures/sqlite';
 
 const VIEW = 'Backups';
@@ -47,19 +46,7 @@ function logEntries(dirs: RunDirs): { op: string; backup?: string; message?: str
     .map((l) => JSON.parse(l));
 }
 
-async function until<T>(page: Page, get: () => T | Promise<T>, ok: (v: T) => boolean, what: string, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`${what} (last seen: ${JSON.stringify(v)})`);
-    await page.waitForTimeout(200);
-  }
-}
 
-async function dismissToasts(page: Page): Promise<void> {
-  for (const close of await page.locator('.notifications-toasts .notification-toast .codicon-notifications-clear').all()) await close.click({ timeout: 2000 }).catch(() => undefined);
-}
 
 export const checks: UiCheck[] = [
   {

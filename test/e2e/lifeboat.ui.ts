@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
-import { openViewContainer, readStatusBar, readTreeRows, runCommand, treeList, waitForNotification, type UiCheck } from '../../scripts/vscode/harness';
+import { dismissToasts, openViewContainer, readStatusBar, readTreeRows, runCommand, treeList, waitForNotification, type UiCheck } from '../../scripts/vscode/harness';
 import { query, sqlite } from '../fixtures/sqlite';
 
 const VIEW = 'Backups';
@@ -35,9 +35,6 @@ function editSettings(ws: string, change: Record<string, unknown>): void {
   writeFileSync(f, JSON.stringify(cur, null, 2));
 }
 
-async function dismissToasts(page: Page): Promise<void> {
-  for (const close of await page.locator('.notifications-toasts .notification-toast .codicon-notifications-clear').all()) await close.click({ timeout: 2000 }).catch(() => undefined);
-}
 
 export const checks: UiCheck[] = [
   {

@@ -10,22 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
-import {
-  REPO_ROOT,
-  openPalette,
-  openViewContainer,
-  paletteRow,
-  quickInput,
-  readChannelLog,
-  readNotifications,
-  readStatusBar,
-  readTreeRows,
-  runCommand,
-  waitForNotification,
-  type RunDirs,
-  type TreeRow,
-  type UiCheck,
-} from '../../scripts/vscode/harness';
+import { REPO_ROOT, openPalette, openViewContainer, paletteRow, quickInput, readChannelLog, readNotifications, readStatusBar, readTreeRows, runCommand, until, waitForNotification, type RunDirs, type TreeRow, type UiCheck } from '../../scripts/vscode/harness';
 import { makeDb, query } from '../fixtures/sqlite';
 
 /** Runs only in the multi-root phase (see UiModule in runner.ts). */
@@ -116,15 +101,6 @@ export function prepare(dirs: RunDirs): void {
   );
 }
 
-async function until<T>(page: Page, get: () => T | Promise<T>, ok: (v: T) => boolean, what: string, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`${what} (last seen: ${JSON.stringify(v)})`);
-    await page.waitForTimeout(250);
-  }
-}
 
 /** The tree's rows grouped under each top-level (database) row, keyed by its description (the folder's name). */
 function byFolder(rows: TreeRow[]): Map<string, TreeRow[]> {

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
-import { REPO_ROOT, openPalette, openViewContainer, paletteRow, readChannelLog, readTreeRows, type RunDirs, type UiCheck } from '../../scripts/vscode/harness';
+import { REPO_ROOT, openPalette, openViewContainer, paletteRow, readChannelLog, readTreeRows, until, type RunDirs, type UiCheck } from '../../scripts/vscode/harness';
 import { sqlite } from '../fixtures/sqlite';
 
 const VIEW = 'Backups';
@@ -35,15 +35,6 @@ function hostExits(dirs: RunDirs): number {
   return existsSync(dirs.serverLog) ? (readFileSync(dirs.serverLog, 'utf8').match(EXITED) ?? []).length : 0;
 }
 
-async function until<T>(page: Page, get: () => T | Promise<T>, ok: (v: T) => boolean, what: string, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`${what} (last seen: ${JSON.stringify(v)})`);
-    await page.waitForTimeout(250);
-  }
-}
 
 /**
  * Runs `Developer: Reload Window` from the palette and resolves once the old extension

@@ -8,21 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Page } from 'playwright-core';
-import {
-  REPO_ROOT,
-  openPalette,
-  openViewContainer,
-  paletteLabels,
-  quickInput,
-  readChannelLog,
-  readStatusBar,
-  readTreeRows,
-  runCommand,
-  treeList,
-  type RunDirs,
-  type UiCheck,
-} from '../../scripts/vscode/harness';
+import { REPO_ROOT, openPalette, openViewContainer, paletteLabels, quickInput, readChannelLog, readStatusBar, readTreeRows, runCommand, treeList, until, type RunDirs, type UiCheck } from '../../scripts/vscode/harness';
 import { query } from '../fixtures/sqlite';
 
 /** Selects this file for the Restricted Mode phase only (see UiModule in runner.ts). */
@@ -83,15 +69,6 @@ function archives(dirs: RunDirs): string[] {
   return existsSync(backupDir(dirs)) ? readdirSync(backupDir(dirs)).filter((n) => n.endsWith('.zip')).sort() : [];
 }
 
-async function until<T>(page: Page, get: () => T | Promise<T>, ok: (v: T) => boolean, what: string, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`${what} (last seen: ${JSON.stringify(v)})`);
-    await page.waitForTimeout(250);
-  }
-}
 
 export const checks: UiCheck[] = [
   {

@@ -320,14 +320,8 @@ export async function checkArchive(
   archivePath: string,
   opts: { signal?: AbortSignal; onProgress?: ProgressListener } = {},
 ): Promise<CheckResult> {
-  throwIfCancelled(opts.signal, archivePath);
-  let a: Inspected;
-  try {
-    a = await inspect(archivePath, true);
-  } catch (e) {
-    throwIfCancelled(opts.signal, archivePath);
-    return { ok: false, problems: [messageOf(e)] };
-  }
+  const a = await inspectForCheck(archivePath, opts.signal);
+  if ('problems' in a) return a;
   const problems: string[] = [];
   // The entry's data and the seal over the whole file are independent reads: run them
   // together, so that inflating (libuv's pool) overlaps hashing (the main thread).
@@ -356,6 +350,17 @@ export async function checkArchive(
   return { manifest: a.manifest, ok: problems.length === 0, problems };
 }
 
+/** `inspect` for the checks: damage becomes a failed CheckResult; only cancellation throws. */
+async function inspectForCheck(archivePath: string, signal: AbortSignal | undefined): Promise<Inspected | CheckResult> {
+  throwIfCancelled(signal, archivePath);
+  try {
+    return await inspect(archivePath, true);
+  } catch (e) {
+    throwIfCancelled(signal, archivePath);
+    return { ok: false, problems: [messageOf(e)] };
+  }
+}
+
 /**
  * The read-back of an archive just written by `writeArchive`, whose image entry was
  * decoded while it was written (`decoded`): the structure as `readManifest` checks it,
@@ -370,14 +375,8 @@ export async function checkWrittenArchive(
   decoded: { size: number; crc32: number },
   opts: { signal?: AbortSignal } = {},
 ): Promise<CheckResult> {
-  throwIfCancelled(opts.signal, archivePath);
-  let a: Inspected;
-  try {
-    a = await inspect(archivePath, true);
-  } catch (e) {
-    throwIfCancelled(opts.signal, archivePath);
-    return { ok: false, problems: [messageOf(e)] };
-  }
+  const a = await inspectForCheck(archivePath, opts.signal);
+  if ('problems' in a) return a;
   a.zip.close();
   const problems: string[] = [];
   // The entry's CRC32 was computed by the writer on the image as it was read (whose
