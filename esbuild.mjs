@@ -38,6 +38,8 @@ const jobs = [
   build({ ...common, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js', external: ['vscode'] }),
   build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } }),
   build({ ...common, entryPoints: ['src/core/verify/worker.ts'], outfile: 'dist/verifyWorker.js' }),
+  // SQLite itself (node:sqlite) where the runtime has it: snapshots, verification, restores.
+  build({ ...common, entryPoints: ['src/core/sqlite/worker.ts'], outfile: 'dist/sqliteWorker.js' }),
   // The benchmark's in-process runner, bundled exactly like the CLI (not shipped in the VSIX).
   build({ ...common, entryPoints: ['bench/child.ts'], outfile: 'dist/bench-child.js' }),
 ];
