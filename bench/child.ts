@@ -2,14 +2,20 @@
 // wall time, peak RSS, and the longest event-loop stall seen while it ran.
 //   node dist/bench-child.js backup <db> <dir>        the full backup (snapshot, compress, verify, read back)
 //   node dist/bench-child.js noverify <db> <dir>      the same pipeline without the verifier (for RSS "verifier aside")
+//   node dist/bench-child.js hot <db> <dir> <n>       n full backups of a database bench/writer.mjs is writing to; each
+//                                                     image is extracted and checked with sqlite3 (integrity_check and
+//                                                     the ledger invariant): prints the consistent / busy counts
+import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { writeArchive } from '../src/core/archive/archiveWriter';
-import { checkWrittenArchive } from '../src/core/archive/archiveReader';
+import { checkWrittenArchive, extractImage } from '../src/core/archive/archiveReader';
 import { DEFAULT_SETTINGS } from '../src/core/config';
 import { Engine } from '../src/core/engine';
+import { BackupError } from '../src/core/errors';
 import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, IMAGE_ENTRY } from '../src/core/model';
-import { takeSnapshot } from '../src/core/snapshot/snapshot';
+import { snapshotDatabase } from '../src/core/snapshot/liveSnapshot';
 
 async function main(): Promise<void> {
   const [mode, db, dir] = process.argv.slice(2);
@@ -25,6 +31,8 @@ async function main(): Promise<void> {
   h.enable();
   const start = performance.now();
   const phases: { phase: string; atMs: number }[] = [];
+  let strategy = '';
+  const hot = { consistent: 0, inconsistent: 0, busy: 0, problems: [] as string[] };
   if (mode === 'backup') {
     const engine = new Engine();
     let phase = '';
@@ -41,10 +49,38 @@ async function main(): Promise<void> {
       },
     });
     if (!r.verified) throw new Error('the backup did not verify');
+    strategy = r.record.manifest.source.snapshot?.strategy ?? '';
+  } else if (mode === 'hot') {
+    const engine = new Engine();
+    const image = path.join(dir, 'hot.image');
+    for (let i = 0; i < Number(process.argv[5]); i++) {
+      let r;
+      try {
+        r = await engine.backup(db, { dir, kind: 'manual', settings: DEFAULT_SETTINGS, trigger: 'bench', rotate: false });
+      } catch (e) {
+        if (!BackupError.is(e, 'busy')) throw e;
+        hot.busy++;
+        continue;
+      }
+      strategy = r.record.manifest.source.snapshot?.strategy ?? '';
+      await extractImage(r.record.path, image);
+      const got = execFileSync(
+        'sqlite3',
+        [image, `SELECT (SELECT group_concat(integrity_check) FROM pragma_integrity_check) || ' ' || ((SELECT count(*) FROM ledger) = (SELECT n FROM counter));`],
+        { encoding: 'utf8' },
+      ).trim();
+      if (got === 'ok 1' && r.verified) hot.consistent++;
+      else {
+        hot.inconsistent++;
+        hot.problems.push(`${r.record.id}: ${got}, verified ${r.verified}`);
+      }
+      rmSync(image, { force: true });
+      rmSync(r.record.path, { force: true });
+    }
   } else if (mode === 'noverify') {
     const img = path.join(dir, 'bench.image');
     const out = path.join(dir, 'bench.zip');
-    await takeSnapshot(db, img);
+    strategy = (await snapshotDatabase(db, img, { fsync: false })).strategy;
     const w = await writeArchive({
       imagePath: img,
       outPath: out,
@@ -73,7 +109,7 @@ async function main(): Promise<void> {
   h.disable();
   clearInterval(iv);
   process.stdout.write(
-    JSON.stringify({ ms, phases, maxRssMB: process.resourceUsage().maxRSS / 1024, maxStallMs: Math.max(h.max / 1e6, maxGap - 5) }) + '\n',
+    JSON.stringify({ ms, phases, strategy, hot: mode === 'hot' ? hot : undefined, maxRssMB: process.resourceUsage().maxRSS / 1024, maxStallMs: Math.max(h.max / 1e6, maxGap - 5) }) + '\n',
   );
 }
 

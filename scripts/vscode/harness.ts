@@ -1,6 +1,7 @@
 /**
- * Helpers to run Lifeboat inside a real VS Code: code-server (VS Code 1.100 from npm) on
- * loopback, its workbench opened in Debian's Chromium through playwright-core.
+ * Helpers to run Lifeboat inside a real VS Code: code-server 4.139.1 (VS Code 1.139 from
+ * npm, run on Node 24 from .cache/node24) on loopback, its workbench opened in Debian's
+ * Chromium through playwright-core.
  * See ../shared/docs/real-vscode-tests.md (beside the repository) for the recipe these follow.
  *
  * A UI check is a small file under test/e2e/ exporting `checks: UiCheck[]`; the runner
@@ -18,8 +19,15 @@ import { SUITE_RESULT_MARK, type SuiteResult } from './suiteResult';
 
 /** The repository root (this file lives in scripts/vscode/ or is bundled under .cache/). */
 export const REPO_ROOT = findRepoRoot();
-/** code-server as installed by scripts/vscode/setup.sh. */
-export const CODE_SERVER_BIN = path.join(REPO_ROOT, '.cache/code-server/node_modules/.bin/code-server');
+/** Node 24 as installed by scripts/vscode/setup.sh (npm package node@24); code-server 4.139 needs it. */
+export const NODE24 = path.join(REPO_ROOT, '.cache/node24/node_modules/.bin/node');
+/**
+ * code-server's entry script as installed by scripts/vscode/setup.sh. It is always run as
+ * `NODE24 CODE_SERVER_ENTRY ...`: its bin link's `#!/usr/bin/env node` would take whatever
+ * `node` comes first on PATH (Node 20 here), and code-server, its extension host and its
+ * native modules are built for Node 24.
+ */
+export const CODE_SERVER_ENTRY = path.join(REPO_ROOT, '.cache/code-server/node_modules/code-server/out/node/entry.js');
 /** Debian's Chromium. */
 export const CHROMIUM = '/usr/bin/chromium';
 /** Where screenshots go. */
@@ -93,7 +101,8 @@ export function disposeRunDirs(dirs: RunDirs): void {
  */
 export function runEnv(dirs: RunDirs, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    // Node 24 first: anything code-server or a task starts as `node` gets the same runtime.
+    PATH: `${path.dirname(NODE24)}:${process.env.PATH ?? '/usr/bin:/bin'}`,
     LANG: 'C.UTF-8',
     HOME: dirs.home,
     XDG_CONFIG_HOME: path.join(dirs.home, '.config'),
@@ -125,6 +134,10 @@ export const BASE_USER_SETTINGS: Record<string, unknown> = {
   'npm.fetchOnlinePackageInfo': false,
   'typescript.disableAutomaticTypeAcquisition': true,
   'git.enabled': false,
+  // VS Code 1.13x opens a Chat view in the secondary side bar on first start and focuses its
+  // input; these checks are about Lifeboat, so the AI features and that bar stay off.
+  'chat.disableAIFeatures': true,
+  'workbench.secondarySideBar.defaultVisibility': 'hidden',
 };
 
 /**
@@ -170,7 +183,7 @@ export function installExtension(dirs: RunDirs, vsix: string, extensionId: strin
   if (!existsSync(dirs.config)) writeServerConfig(dirs, 0);
   const args = ['--config', dirs.config, '--user-data-dir', dirs.userData, '--extensions-dir', dirs.extensions, '--install-extension', vsix];
   return new Promise((resolve, reject) => {
-    execFile(CODE_SERVER_BIN, args, { env: runEnv(dirs), timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+    execFile(NODE24, [CODE_SERVER_ENTRY, ...args], { env: runEnv(dirs), timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
       const out = `${stdout}${stderr}`;
       if (err) return reject(new Error(`code-server --install-extension ${vsix} failed: ${err.message}\n${out}`));
       const installed = readdirSync(dirs.extensions).some((n) => n.toLowerCase().startsWith(`${extensionId.toLowerCase()}-`));
@@ -197,11 +210,15 @@ export interface CodeServer {
  * Starts code-server detached (its own process group) on 127.0.0.1 with a free port
  * (`--disable-workspace-trust` unless `trust`), and
  * resolves once GET /healthz answers 200. Rejects, after stopping what it started, when the
- * server exits first or is not healthy within `timeoutMs`.
+ * server exits first or is not healthy within `timeoutMs`. With `extensionTests`, the
+ * workbench honours a URL `payload` (see runHostTests): since VS Code 1.10x a built
+ * workbench reads `extensionDevelopmentPath`/`extensionTestsPath` from it only when the
+ * server was started with VS Code's `enable-smoke-test-driver` (passed through code-server's
+ * `--vscode-option`).
  */
 export async function startCodeServer(
   dirs: RunDirs,
-  opts: { env?: Record<string, string>; timeoutMs?: number; trust?: boolean } = {},
+  opts: { env?: Record<string, string>; timeoutMs?: number; trust?: boolean; extensionTests?: boolean } = {},
 ): Promise<CodeServer> {
   const port = await freePort();
   writeServerConfig(dirs, port);
@@ -218,9 +235,10 @@ export async function startCodeServer(
     // workspace, which nobody has trusted, opens in Restricted Mode.
     ...(opts.trust ? [] : ['--disable-workspace-trust']),
     '--disable-getting-started-override',
+    ...(opts.extensionTests ? ['--vscode-option', 'enable-smoke-test-driver'] : []),
     dirs.workspace,
   ];
-  const child = spawn(CODE_SERVER_BIN, args, {
+  const child = spawn(NODE24, [CODE_SERVER_ENTRY, ...args], {
     detached: true,
     stdio: ['ignore', log, log],
     env: runEnv(dirs, opts.env),
@@ -228,7 +246,8 @@ export async function startCodeServer(
   });
   closeSync(log);
   const pid = child.pid;
-  if (pid === undefined) throw new Error(`code-server did not start (${CODE_SERVER_BIN})`);
+  if (pid === undefined) throw new Error(`code-server did not start (${NODE24} ${CODE_SERVER_ENTRY})`);
+  liveServers.add(pid);
   let exited = child.exitCode !== null;
   const exitedP = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
   const stop = async (): Promise<void> => {
@@ -240,6 +259,7 @@ export async function startCodeServer(
     } else {
       killGroup(pid, 'SIGKILL');
     }
+    liveServers.delete(pid);
   };
   const server: CodeServer = {
     port,
@@ -259,6 +279,13 @@ export async function startCodeServer(
   }
   return server;
 }
+
+/** Process groups of the code-servers this process started and has not seen exit. */
+const liveServers = new Set<number>();
+// A server whose start finished while the run was being stopped (Ctrl-C) must not outlive it.
+process.on('exit', () => {
+  for (const pid of liveServers) killGroup(pid, 'SIGKILL');
+});
 
 function killGroup(pid: number, signal: NodeJS.Signals): void {
   try {
@@ -351,6 +378,8 @@ export interface HostTestResult {
   exitCode: number | undefined;
   passed: number;
   failed: number;
+  /** Pending tests (skipped); 0 when the suite did not say. */
+  skipped: number;
   failures: string[];
   /** Every line the workbench sent to codeAutomationLog, and the page's console. */
   log: string[];
@@ -399,10 +428,10 @@ export async function runHostTests(
     ];
     await page.goto(workbenchUrl(server, opts.folder, payload), { timeout: opts.timeoutMs ?? 120_000 });
     const exitCode = await Promise.race([exited, delay(opts.timeoutMs ?? 120_000).then(() => undefined)]);
-    const counts = result ?? { passed: 0, failed: 1, failures: ['the suite reported no result'] };
+    const counts: SuiteResult = result ?? { passed: 0, failed: 1, failures: ['the suite reported no result'] };
     // An exit code that disagrees with the counts (e.g. run() threw before mocha) is a failure.
     const failed = exitCode === 0 ? counts.failed : Math.max(1, counts.failed);
-    return { exitCode, passed: counts.passed, failed, failures: counts.failures, log };
+    return { exitCode, passed: counts.passed, failed, skipped: counts.skipped ?? 0, failures: counts.failures, log };
   } finally {
     await page.close().catch(() => undefined);
   }
@@ -450,17 +479,33 @@ export async function paletteLabels(page: Page): Promise<string[]> {
  * the palette has closed; throws when no row has that title.
  */
 export async function runCommand(page: Page, title: string, timeoutMs = 15_000): Promise<void> {
-  await openPalette(page, title, timeoutMs);
-  const row = paletteRow(page, title);
-  try {
-    await row.waitFor({ state: 'visible', timeout: timeoutMs });
-  } catch {
-    const seen = await paletteLabels(page).catch(() => []);
-    await page.keyboard.press('Escape');
-    throw new Error(`no command titled "${title}" in the palette (saw: ${seen.slice(0, 8).join(' | ') || 'nothing'})`);
-  }
-  await row.click();
+  await openPaletteAt(page, title, timeoutMs);
+  await paletteRow(page, title).click();
   await quickInput(page).waitFor({ state: 'hidden', timeout: timeoutMs });
+}
+
+/**
+ * Opens the palette on `>` + `title` and resolves once the row titled exactly `title` is
+ * visible (then it is left open). VS Code 1.139's palette leaves out a command whose
+ * enablement is false (e.g. `isWorkspaceTrusted` for Back Up Now) and was seen not to add
+ * it to a palette already open when it becomes true; so while the row is missing it closes
+ * the palette and opens it again. Throws, naming what it saw, after `timeoutMs`.
+ */
+export async function openPaletteAt(page: Page, title: string, timeoutMs = 15_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  const row = paletteRow(page, title);
+  for (;;) {
+    await openPalette(page, title, Math.max(1_000, end - Date.now()));
+    try {
+      await row.waitFor({ state: 'visible', timeout: Math.max(500, Math.min(3_000, end - Date.now())) });
+      return;
+    } catch {
+      const seen = await paletteLabels(page).catch(() => []);
+      await page.keyboard.press('Escape');
+      await quickInput(page).waitFor({ state: 'hidden', timeout: 5_000 }).catch(() => undefined);
+      if (Date.now() > end) throw new Error(`no command titled "${title}" in the palette (saw: ${seen.slice(0, 8).join(' | ') || 'nothing'})`);
+    }
+  }
 }
 
 /** One row of a tree view as a person sees it. */
@@ -501,15 +546,37 @@ export async function readTreeRows(page: Page, viewName: string): Promise<TreeRo
 }
 
 /**
- * Shows the view container whose activity-bar entry's label starts with `title`
- * (e.g. "Lifeboat", "Explorer"). Does nothing when it is already showing.
+ * Shows the view container whose activity-bar entry's label starts with `title` (e.g.
+ * "Lifeboat", "Explorer") and resolves once that entry is the checked one and the side bar
+ * is visible. Clicks the entry only while it is not checked (a click on the checked one
+ * would hide the side bar), and reads that state again after each click, since during a
+ * window's restore it can change under it. Safe to repeat. Throws on timeout.
  */
 export async function openViewContainer(page: Page, title: string, timeoutMs = 15_000): Promise<void> {
-  const item = page.locator(`.activitybar .action-item a[aria-label^="${title.replace(/"/g, '\\"')}"]`).first();
+  const label = title.replace(/"/g, '\\"');
+  const item = page.locator(`.activitybar .action-item a[aria-label^="${label}"]`).first();
+  const sidebar = page.locator('.part.sidebar');
   await item.waitFor({ state: 'visible', timeout: timeoutMs });
-  const parent = item.locator('xpath=..');
-  const checked = (await parent.getAttribute('aria-checked')) ?? (await item.getAttribute('aria-checked'));
-  if (checked !== 'true' && !((await parent.getAttribute('class')) ?? '').includes('checked')) await item.click();
+  const shown = async (): Promise<boolean> => {
+    const parent = item.locator('xpath=..');
+    const checked =
+      (await parent.getAttribute('aria-checked')) === 'true' ||
+      (await item.getAttribute('aria-checked')) === 'true' ||
+      ((await parent.getAttribute('class')) ?? '').split(/\s+/).includes('checked');
+    return checked && (await sidebar.isVisible());
+  };
+  await until(
+    page,
+    async () => {
+      if (await shown()) return true;
+      await item.click();
+      return shown();
+    },
+    (ok) => ok,
+    `the ${title} view container does not show`,
+    timeoutMs,
+    500,
+  );
 }
 
 /** One status bar entry as a person sees it (an extension's entry has an id from its extension id). */
@@ -565,18 +632,60 @@ export async function waitForNotification(page: Page, text: string | RegExp, tim
 }
 
 /**
- * Polls `get` until `ok` accepts its value (every `stepMs`, in the page's time), or throws
- * after `ms` with `what` and the last value seen. For conditions the workbench reaches
- * asynchronously (a tree row, a file the extension writes).
+ * Polls `get` until `ok` accepts its value (every `stepMs`), or throws after `ms` with
+ * `what` and the last value seen. For conditions the workbench reaches asynchronously (a
+ * tree row, a file the extension writes). `ms` is a deadline, never a speed check; `page`
+ * is unused and kept so every call site reads alike.
  */
-export async function until<T>(page: Page, get: () => T | Promise<T>, ok: (v: T) => boolean, what: string, ms = 30_000, stepMs = 250): Promise<T> {
+export async function until<T>(_page: Page | undefined, get: () => T | Promise<T>, ok: (v: T) => boolean, what: string, ms = 30_000, stepMs = 250): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await get();
     if (ok(v)) return v;
     if (Date.now() > end) throw new Error(`${what} (last seen: ${JSON.stringify(v)})`);
-    await page.waitForTimeout(stepMs);
+    await delay(stepMs);
   }
+}
+
+/**
+ * Shows the Lifeboat view container and waits until the Backups tree satisfies `ok`
+ * (e.g. lists app.db and one backup). Opens it explicitly every time: after a window
+ * reload the workbench restores whichever side bar it had, and a tree that is not
+ * rendered reads as empty. Throws with `what` and the rows last seen.
+ */
+export async function waitForTree(page: Page, ok: (rows: TreeRow[]) => boolean, what: string, ms = 30_000, viewName = 'Backups'): Promise<TreeRow[]> {
+  const list = treeList(page, viewName);
+  await openViewContainer(page, 'Lifeboat', ms);
+  return until(
+    page,
+    async () => {
+      // A restore that finishes late may still switch the side bar away: show it again.
+      if (!(await list.isVisible())) await openViewContainer(page, 'Lifeboat', ms);
+      return readTreeRows(page, viewName);
+    },
+    ok,
+    what,
+    ms,
+  );
+}
+
+/**
+ * Waits until the finite animations in `target` and below (a toast's or a dialog's
+ * entrance) have finished, so a screenshot shows it as a person sees it, instead of
+ * waiting a fixed time. Endless ones (a progress bar) are left alone. Throws on timeout.
+ */
+export async function animationsDone(target: Locator, timeoutMs = 10_000): Promise<void> {
+  await target.evaluate(
+    (el) =>
+      Promise.all(
+        el
+          .getAnimations({ subtree: true })
+          .filter((a) => Number.isFinite(Number(a.effect?.getComputedTiming().iterations ?? 1)))
+          .map((a) => a.finished.catch(() => undefined)),
+      ).then(() => undefined),
+    undefined,
+    { timeout: timeoutMs },
+  );
 }
 
 /** Closes every notification toast on screen (best effort: one may fade out meanwhile). */

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Runs Lifeboat's tests inside a real VS Code (code-server 4.100.3 from npm, VS Code 1.100)
+// Runs Lifeboat's tests inside a real VS Code (code-server 4.139.1 from npm, VS Code 1.139,
+// run on Node 24 from .cache/node24)
 // driven by playwright-core and Debian's Chromium:
 //   node scripts/vscode/run.mjs [--grep PATTERN] [--only host|ui] [--keep] [--no-build]
 // 1. builds dist/ (node esbuild.mjs) and packages a VSIX with vsce;
@@ -10,7 +11,7 @@
 //    code-server of its own: Restricted Mode (workspace trust on, files exporting
 //    `phase = 'restricted'`) and a multi-root workspace (`phase = 'multiroot'`), then
 //    stops everything it started.
-// Prints `N passed, N failed` last; exits 0 only when nothing failed. Run
+// Prints `N passed, N failed, N skipped` last; exits 0 only when nothing failed. Run
 // scripts/vscode/setup.sh once first (it installs code-server and Chromium).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -34,9 +35,10 @@ if (only && only !== 'host' && only !== 'ui') fail(`--only must be host or ui, n
 const keep = args.includes('--keep');
 const noBuild = args.includes('--no-build');
 
-const codeServer = path.join(repoRoot, '.cache/code-server/node_modules/.bin/code-server');
-if (!existsSync(codeServer) || !existsSync('/usr/bin/chromium')) {
-  fail('code-server or Chromium is missing: run `bash scripts/vscode/setup.sh` first', 2);
+const node24 = path.join(repoRoot, '.cache/node24/node_modules/.bin/node');
+const codeServer = path.join(repoRoot, '.cache/code-server/node_modules/code-server/out/node/entry.js');
+if (!existsSync(node24) || !existsSync(codeServer) || !existsSync('/usr/bin/chromium')) {
+  fail('Node 24, code-server or Chromium is missing: run `bash scripts/vscode/setup.sh` first', 2);
 }
 
 const t0 = Date.now();
@@ -64,7 +66,7 @@ function step(label, cmd, cmdArgs, timeoutMs) {
 
 function fail(message, code = 1) {
   console.error(`vscode tests: ${message}`);
-  console.log('0 passed, 1 failed');
+  console.log('0 passed, 1 failed, 0 skipped');
   process.exit(code);
 }
 
@@ -101,7 +103,8 @@ try {
     ...e2eFiles.map((f, i) => `import * as m${i} from './test/e2e/${f}';`),
     // A file may export `phase` (e.g. 'restricted': run only in the Restricted Mode phase),
     // `prepare(dirs)`, `userSettings` and `workspaceFile` for that phase (see UiModule in runner.ts).
-    `export const uiModules = [${e2eFiles.map((f, i) => `{ ...m${i}, file: 'test/e2e/${f}', checks: m${i}.checks ?? [] }`).join(', ')}];`,
+    // `checks` is passed as exported: the runner fails the run for a file without them.
+    `export const uiModules = [${e2eFiles.map((f, i) => `{ ...m${i}, file: 'test/e2e/${f}' }`).join(', ')}];`,
   ].join('\n');
   const runnerFile = path.join(work, 'runner.cjs');
   await build({
@@ -138,7 +141,7 @@ try {
   console.log(`[${since()}] total`);
   mkdirSync(path.join(repoRoot, 'test-results'), { recursive: true });
   writeFileSync(path.join(repoRoot, 'test-results', 'summary-vscode.json'), JSON.stringify({ suite: 'real VS Code', ...totals }));
-  console.log(`${totals.passed} passed, ${totals.failed} failed`);
+  console.log(`${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
   process.exit(totals.failed === 0 && totals.passed > 0 ? 0 : 1);
 } catch (e) {
   fail(e?.stack ?? String(e));

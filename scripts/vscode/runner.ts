@@ -4,7 +4,7 @@
  * suite, then the Playwright UI checks, then each other phase's checks (Restricted Mode, a
  * multi-root workspace) in a code-server of its own, then everything started is stopped.
  */
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { makeWorkspaceFixture } from './fixtures';
@@ -86,9 +86,18 @@ export interface RunOptions {
 export interface RunTotals {
   passed: number;
   failed: number;
+  /** Tests that did not run to a verdict (mocha's pending tests in the host suite). */
+  skipped: number;
 }
 
 class PhaseTimeout extends Error {}
+
+/**
+ * Workbench log lines that say nothing about the suite (connections, start-up timings,
+ * chat and agent-host services): left out of the run's output, kept in
+ * test-results/host-suite.log with everything else.
+ */
+const WORKBENCH_CHATTER = /^\[(info|warn|debug|trace)\] (\[[^\]]+\]|Creating a socket|Resolving connection token|Resolved connection token|Creation of workbench contribution|Updating additional builtin)/;
 
 async function withTimeout<T>(label: string, ms: number, work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -124,6 +133,7 @@ async function runChecks(
       console.log(`  FAIL ${check.name} (${file}): the UI phase ran out of time`);
       continue;
     }
+    const started = Date.now();
     try {
       p.setDefaultTimeout(Math.min(check.timeoutMs ?? 60_000, left));
       await withTimeout(
@@ -138,7 +148,7 @@ async function runChecks(
         }),
       );
       totals.passed += 1;
-      console.log(`  ok   ${check.name}`);
+      console.log(`  ok   ${check.name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
     } catch (e) {
       totals.failed += 1;
       console.log(`  FAIL ${check.name} (${file}): ${(e as Error).message.split('\n').slice(0, 6).join('\n       ')}`);
@@ -234,14 +244,14 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
  * counts as at least one failed test); always stops what it started.
  */
 export async function main(o: RunOptions): Promise<RunTotals> {
-  const totals: RunTotals = { passed: 0, failed: 0 };
+  const totals: RunTotals = { passed: 0, failed: 0, skipped: 0 };
   const t0 = o.startedAt ?? Date.now();
   const since = (): string => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
   const grep = o.grep ? new RegExp(o.grep) : undefined;
   const pick = (phase: string): { file: string; check: UiCheck }[] =>
     o.uiModules
       .filter((m) => (m.phase ?? 'main') === phase)
-      .flatMap((m) => m.checks.map((c) => ({ file: m.file, check: c })))
+      .flatMap((m) => (Array.isArray(m.checks) ? m.checks : []).map((c) => ({ file: m.file, check: c })))
       .filter(({ check }) => !grep || grep.test(check.name));
   const mainChosen = o.only === 'host' ? [] : pick('main');
   // The other phases in the order their files come (run.mjs sorts them by name).
@@ -252,8 +262,15 @@ export async function main(o: RunOptions): Promise<RunTotals> {
   // Only UI checks of other phases asked for: the main server is not needed.
   const runMain = !(o.only === 'ui' && mainChosen.length === 0 && phases.length > 0);
   let dirs: RunDirs | undefined;
-  let server: CodeServer;
   let context: BrowserContext | undefined;
+  // A check file that exports no checks (a typo in `checks`, a default export) would
+  // otherwise add nothing to the run and pass unseen.
+  for (const m of o.uiModules) {
+    if (!Array.isArray(m.checks) || m.checks.length === 0) {
+      totals.failed += 1;
+      console.log(`  FAIL ${m.file}: exports no \`checks\` (a non-empty UiCheck[] is required of every file in test/e2e)`);
+    }
+  }
   try {
     makeWorkspaceFixture(o.fixtureDir);
     if (runMain) {
@@ -271,49 +288,64 @@ export async function main(o: RunOptions): Promise<RunTotals> {
       await withTimeout('installing the VSIX', o.phaseTimeoutMs.install, installExtension(dirs, o.vsix, o.extensionId));
       console.log(`[${since()}] installed ${path.basename(o.vsix)} into code-server`);
 
-      server = await withTimeout(
-        'starting code-server',
-        o.phaseTimeoutMs.server,
-        startCodeServer(dirs, {
-          timeoutMs: o.phaseTimeoutMs.server,
-          env: { [SUITE_ENV.workspace]: dirs.workspace, ...(o.grep ? { [SUITE_ENV.grep]: o.grep } : {}) },
-        }),
-      );
-      const srv = server;
-      cleanups.push(() => srv.stop());
-      console.log(`[${since()}] code-server pid ${server.pid} healthy on ${server.origin}`);
+      // Two code-servers in turn on the same folders: the in-host suite needs VS Code's
+      // smoke-test driver (see startCodeServer), which also turns off notification toasts,
+      // dialogs and modal editors, so the UI checks get a server without it.
+      const startMain = async (extensionTests: boolean): Promise<CodeServer> => {
+        const srv = await withTimeout(
+          'starting code-server',
+          o.phaseTimeoutMs.server,
+          startCodeServer(runDirs, {
+            timeoutMs: o.phaseTimeoutMs.server,
+            extensionTests,
+            env: { [SUITE_ENV.workspace]: runDirs.workspace, ...(o.grep ? { [SUITE_ENV.grep]: o.grep } : {}) },
+          }),
+        );
+        cleanups.push(() => srv.stop());
+        console.log(`[${since()}] code-server pid ${srv.pid}${extensionTests ? ' (for the in-host suite)' : ''} healthy on ${srv.origin}`);
+        return srv;
+      };
 
       context = await launchBrowser(dirs);
       const ctx = context;
       cleanups.push(() => closeBrowser(ctx));
 
       if (o.only !== 'ui') {
+        const hostServer = await startMain(true);
         console.log(`[${since()}] in-extension-host suite`);
         try {
           const host = await withTimeout(
             'the in-extension-host suite',
             o.phaseTimeoutMs.host + 5_000,
-            runHostTests(context, server, {
+            runHostTests(context, hostServer, {
               folder: dirs.workspace,
               extensionDevelopmentPath: o.repoRoot,
               extensionTestsPath: o.suiteDir,
               timeoutMs: o.phaseTimeoutMs.host,
-              echo: (line) => console.log(`  host | ${line}`),
+              echo: (line) => {
+                if (!WORKBENCH_CHATTER.test(line)) console.log(`  host | ${line}`);
+              },
             }),
           );
+          mkdirSync(RESULTS_DIR, { recursive: true });
+          writeFileSync(path.join(RESULTS_DIR, 'host-suite.log'), host.log.join('\n') + '\n');
           totals.passed += host.passed;
           totals.failed += host.failed;
+          totals.skipped += host.skipped;
           if (host.exitCode === undefined) console.log('  host suite: no exit code from the workbench (timed out)');
           for (const f of host.failures) console.log(`  FAIL host: ${f}`);
-          console.log(`[${since()}] host suite: ${host.passed} passed, ${host.failed} failed (exit ${host.exitCode})`);
+          console.log(`[${since()}] host suite: ${host.passed} passed, ${host.failed} failed, ${host.skipped} skipped (exit ${host.exitCode})`);
         } catch (e) {
           totals.failed += 1;
           console.log(`  FAIL host suite: ${(e as Error).message}`);
         }
+        // Its extension host's deactivate (the shutdown backup) ends with the server.
+        await hostServer.stop();
       }
 
       if (o.only !== 'host') {
         const chosen = mainChosen;
+        const server = await startMain(false);
         console.log(`[${since()}] UI checks (${chosen.length})`);
         let page: Page | undefined;
         try {

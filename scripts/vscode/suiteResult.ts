@@ -8,6 +8,11 @@ export const SUITE_RESULT_MARK = 'LIFEBOAT_SUITE_RESULT ';
 export interface SuiteResult {
   passed: number;
   failed: number;
+  /**
+   * Tests that did not run to a verdict (mocha's pending: `it.skip`, `this.skip()`, no body).
+   * Optional so older writers stay valid; scripts/test.sh reads a missing count as 0.
+   */
+  skipped?: number;
   /** Full titles of the failed tests. */
   failures: string[];
 }

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { formatLogEntry } from '../core/catalog/backupLog';
-import { BACKUP_KINDS, isVerified, type BackupKind, type BackupRecord } from '../core/model';
+import { BACKUP_KINDS, isVerified, onlyProbeFailed, probeOnlyFailure, verificationState, type BackupKind, type BackupRecord, type VerifyReport } from '../core/model';
 import { Engine } from '../core/engine';
 import { formatBytes } from '../core/units';
 import { BackupError } from '../core/errors';
@@ -30,6 +30,10 @@ Usage:
   lifeboat pin <archive> | unpin <archive>
   lifeboat policy --snapshots S.json --policy P.json
   lifeboat schedule --db DB [--dir D] [--time HH:MM | --cron EXPR]
+
+restore refuses while another process has the database open; --force then restores
+through SQLite under the app's locks (needs node:sqlite with backup(), Node >= 22.16), so
+the app sees the restored data. --force never replaces a file that is open.
 
 Exit codes: 0 ok, 1 failed, 2 usage error, 3 damage found.
 Settings: the lifeboat.* keys of the nearest .vscode/settings.json, or a lifeboat.json
@@ -77,13 +81,16 @@ function localTime(iso: string): string {
   return iso.replace('T', ' ').replace(/\.\d+/, '');
 }
 
+/** The list's verification word, from core's `verificationState` (the one rotation counts by). */
 function verificationLabel(r: BackupRecord): string {
   if (r.manifest.sourceDamaged) return 'SOURCE DAMAGED';
-  const v = r.state.lastVerify ?? r.manifest.verification;
   if (r.state.lastVerify && !r.state.lastVerify.archiveOk) return 'DAMAGED';
-  if (v.status === 'ok') return v.notChecked.length ? `verified (${v.notChecked.length} virtual not checked)` : 'verified';
-  if (v.status === 'skipped') return 'not verified';
-  return 'FAILED';
+  const state = verificationState(r);
+  if (state === 'failed') return 'FAILED';
+  if (state === 'unverified') return 'not verified';
+  if (probeOnlyFailure(r)) return 'verified (probe query failed)';
+  const v = r.state.lastVerify?.status === 'ok' ? r.state.lastVerify : r.manifest.verification;
+  return v.notChecked.length ? `verified (${v.notChecked.length} virtual not checked)` : 'verified';
 }
 
 async function cmdBackup(argv: string[], engine: Engine): Promise<number> {
@@ -116,7 +123,7 @@ async function cmdList(argv: string[], engine: Engine): Promise<number> {
   const dir = resolveDir(opts, cfg, db);
   const { records, broken } = await engine.list(dir, db);
   if (opts.json) {
-    json({ dir, backups: records.map((r) => ({ id: r.id, path: r.path, size: r.archiveSize, kind: r.manifest.kind, created: r.manifest.created, source: r.manifest.source.path, verified: isVerified(r), pinned: !!r.state.pinned, sourceDamaged: r.manifest.sourceDamaged })), broken });
+    json({ dir, backups: records.map((r) => ({ id: r.id, path: r.path, size: r.archiveSize, kind: r.manifest.kind, created: r.manifest.created, source: r.manifest.source.path, verified: isVerified(r), verification: verificationState(r), probeFailed: probeOnlyFailure(r), pinned: !!r.state.pinned, sourceDamaged: r.manifest.sourceDamaged })), broken });
     return EXIT.ok;
   }
   if (!records.length) print(`no backups in ${dir}`);
@@ -172,22 +179,29 @@ async function cmdVerify(argv: string[], engine: Engine): Promise<number> {
     let ok = false;
     let problems: string[] = [];
     let notChecked: string[] = [];
+    let probeFailed = false;
+    let verifiedBy: VerifyReport['engine'] | undefined;
     try {
       // Each backup is checked with its own database's settings (probe query, limits).
       const source = await engine.manifestOf(a).then((m) => m.source.path, () => undefined);
       const cfg = source ? loadSettings(path.dirname(source), source) : loadSettings(settingsFrom);
       const r = await engine.verifyArchive(a, cfg.settings);
-      ok = r.ok;
+      // Only the probe query failed: the archive is intact and stays verified (core's verificationState), with a warning.
+      probeFailed = !r.ok && r.report?.status === 'failed' && onlyProbeFailed(r.problems);
+      ok = r.ok || probeFailed;
       problems = r.problems;
       notChecked = r.report?.notChecked ?? [];
+      verifiedBy = r.report?.engine;
     } catch (e) {
       if (!BackupError.is(e) || e.reason === 'cancelled' || e.reason === 'notFound') throw e;
       problems = [e.message];
     }
     if (!ok) damaged++;
-    results.push({ archive: a, ok, problems, notChecked });
+    results.push({ archive: a, ok, probeFailed, problems, notChecked, engine: verifiedBy });
     if (!opts.json) {
-      print(`${ok ? 'ok     ' : 'DAMAGED'}  ${a}${notChecked.length ? `  (not checked: ${notChecked.join(', ')})` : ''}`);
+      // What could be checked depends on the engine (sql.js has no FTS5 or R-Tree): always named.
+      const by = verifiedBy ? `  [${verifiedBy.name} ${verifiedBy.sqliteVersion}]` : '';
+      print(`${probeFailed ? 'ok, probe query failed' : ok ? 'ok     ' : 'DAMAGED'}  ${a}${by}${notChecked.length ? `  (not checked: ${notChecked.join(', ')})` : ''}`);
       for (const p of problems.slice(0, 10)) print(`         ${p}`);
     }
   }
@@ -209,9 +223,9 @@ async function cmdRestore(argv: string[], engine: Engine): Promise<number> {
     settings: cfg.settings,
     dir: typeof opts.dir === 'string' ? path.resolve(opts.dir) : undefined,
   });
-  if (opts.json) json({ target: res.target, restored: res.manifest.id, preRestore: res.preRestore?.path ?? null, rawCopy: res.rawCopy ?? null });
+  if (opts.json) json({ target: res.target, restored: res.manifest.id, preRestore: res.preRestore?.path ?? null, rawCopy: res.rawCopy ?? null, method: res.method, inUse: res.inUse ?? null });
   else {
-    print(`restored ${res.manifest.id} to ${res.target}`);
+    print(`restored ${res.manifest.id} to ${res.target}${res.method === 'sqlite' ? ` through SQLite while it was open (${(res.inUse ?? []).join('; ')})` : ''}`);
     if (res.preRestore) print(`the previous state is saved in ${res.preRestore.path}`);
     if (res.rawCopy) print(`the previous file was not readable SQLite; its raw bytes are kept in ${res.rawCopy}`);
   }

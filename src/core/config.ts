@@ -49,7 +49,7 @@ export interface Settings {
   /** full: integrity_check always; quick: quick_check always; auto: quick_check above quickCheckAboveMB. */
   verifyMode: VerifyMode;
   quickCheckAboveMB: number;
-  /** Largest database the in-memory verifier accepts; larger ones are reported as not verified. */
+  /** Largest database the in-memory verifier (sql.js, the fallback) accepts; larger ones are reported as not verified. node:sqlite has no limit. */
   verifyMaxMB: number;
   /** An optional query that must run without error on every backup, e.g. SELECT * FROM employees LIMIT 1. */
   probeQuery: string;

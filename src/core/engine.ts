@@ -8,6 +8,7 @@ import { archiveId } from './catalog/layout';
 import { nullLogger, systemClock, type Clock, type Logger, type ProgressListener } from './context';
 import type { Settings } from './config';
 import { BackupError, fsError } from './errors';
+import { crashPoint } from './faults';
 import { canonicalPath, fsyncDir, removeQuietly } from './fsutil';
 import { sameSourceState } from './schedule/due';
 import {
@@ -16,6 +17,7 @@ import {
   IMAGE_ENTRY,
   type BackupKind,
   isVerified,
+  onlyProbeFailed,
   type BackupRecord,
   type Manifest,
   type VerifyReport,
@@ -23,7 +25,7 @@ import {
 import { KeyedQueue } from './schedule/queue';
 import { formatBytes } from './units';
 import { readDbHeader, readSourceState } from './sqliteFile';
-import { takeSnapshot } from './snapshot/snapshot';
+import { snapshotDatabase } from './snapshot/liveSnapshot';
 import { isoLocal } from './time';
 import { compareWithManifest, verifyImage } from './verify/verifier';
 import { verifyOptions } from './verify/fromSettings';
@@ -84,6 +86,14 @@ export interface RestoreResult {
   /** When the replaced file was not readable SQLite (restored with force): where its raw bytes were kept. */
   rawCopy?: string;
   manifest: Manifest;
+  /**
+   * How the image was put in place: 'rename' replaced the file (nothing had it open);
+   * 'sqlite' wrote it into the database through SQLite's backup API while another
+   * process had it open (with `force`, where node:sqlite has `backup()`).
+   */
+  method: 'rename' | 'sqlite';
+  /** With method 'sqlite': what showed the database open, e.g. "pid 1234 (app) has app.db open". */
+  inUse?: string[];
 }
 
 function tmpName(dir: string, stem: string, suffix: string): string {
@@ -139,7 +149,8 @@ export class Engine {
     await catalog.record({ op: 'backup.start', level: 'info', db, backup: id, message: `${o.kind} backup of ${db} started`, detail: { kind: o.kind, trigger: o.trigger } });
     try {
       o.onProgress?.({ phase: 'snapshot', done: 0, total: 0 });
-      const snap = await takeSnapshot(db, image, { signal: o.signal, clock: this.clock, onProgress: o.onProgress, fsync: false });
+      const snap = await snapshotDatabase(db, image, { signal: o.signal, clock: this.clock, onProgress: o.onProgress, fsync: false });
+      this.logger.debug(`snapshot by ${snap.strategy}${snap.fallback ? ` (${snap.fallback})` : ''}`, { ...fields, backup: id });
       const verifying = verifyImage(image, verifyOptions(o.settings, this.clock, o.signal));
       // Keep the rejection handled while compression runs; it is awaited below.
       verifying.catch(() => undefined);
@@ -168,6 +179,7 @@ export class Engine {
               changeCounter: snap.changeCounter,
               walFrames: snap.walFrames,
               state: { ...sourceState },
+              snapshot: { strategy: snap.strategy, sqliteVersion: snap.sqliteVersion, fallback: snap.fallback },
             },
             image: {
               entry: IMAGE_ENTRY,
@@ -195,6 +207,7 @@ export class Engine {
       const finalPath = await catalog.withLock(async () => {
         let target = path.join(catalog.dir, `${id}.zip`);
         for (let n = 2; await exists(target); n++) target = path.join(catalog.dir, `${id}-${n}.zip`);
+        crashPoint('rename', target);
         await fs.rename(partial, target);
         await fsyncDir(catalog.dir);
         return target;
@@ -244,8 +257,8 @@ export class Engine {
   }
 
   /**
-   * Verifies an archive fully: structure, CRCs, sha256, then the image with sql.js
-   * (integrity, foreign keys, schema and row counts against the manifest, probe).
+   * Verifies an archive fully: structure, CRCs, sha256, then the image with verifyImage's
+   * engine (integrity, foreign keys, schema and row counts against the manifest, probe).
    * Damage is reported in the result (ok false), never thrown; a malformed archive
    * throws BackupError 'badArchive'. When the archive sits in a catalog, the result is
    * recorded on it and in the log.
@@ -262,12 +275,18 @@ export class Engine {
           s.lastVerify = { ...(report ?? failedReport(problems, this.clock)), archiveOk: check.ok };
         });
         record = { id, path: p, archiveSize: (await fs.stat(p)).size, manifest: check.manifest, state: st };
+        // A probe query that no longer runs (the schema moved on) says nothing about the archive.
+        const probeOnly = !ok && check.ok && report?.status === 'failed' && onlyProbeFailed(problems);
         await catalog.record({
-          op: ok ? 'verify.ok' : 'verify.failed',
-          level: ok ? 'info' : 'error',
+          op: ok ? 'verify.ok' : probeOnly ? 'verify.probeFailed' : 'verify.failed',
+          level: ok ? 'info' : probeOnly ? 'warn' : 'error',
           db: check.manifest.source.path,
           backup: id,
-          message: ok ? `verified ${id}` : `verification of ${id} found damage: ${problems.slice(0, 3).join('; ')}`,
+          message: ok
+            ? `verified ${id}`
+            : probeOnly
+              ? `verified ${id}, but the probe query failed: ${problems.slice(0, 3).join('; ')}`
+              : `verification of ${id} found damage: ${problems.slice(0, 3).join('; ')}`,
           detail: { problems: problems.slice(0, 20) },
         });
       } catch {
@@ -344,7 +363,11 @@ export class Engine {
     return res;
   }
 
-  /** Archive check + extraction + sql.js verification against the manifest. Damage is in `problems`. */
+  /**
+   * Archive check + extraction + verification against the manifest. Damage is in
+   * `problems`. The manifest's verdict may come from another engine (sql.js then,
+   * node:sqlite now): compareWithManifest compares only what no engine changes.
+   */
   private async inspect(p: string, settings: Settings, mode: Settings['verifyMode'], o: { signal?: AbortSignal; onProgress?: ProgressListener }) {
     const catalog = this.catalog(path.dirname(p));
     const check = await checkArchive(p, o);
@@ -373,11 +396,15 @@ export class Engine {
   }
 
   /**
-   * Restores an archive over its original database or `o.to`. Refuses while the target
-   * looks in use (unless `force`), takes a `pre-restore` backup of the current file first
-   * (through the same queue), extracts and verifies the image beside the target, fsyncs
-   * it, folds a leftover WAL of the old file so that every crash point leaves the old
-   * database or the new one, removes stale -wal/-shm, and renames over the target.
+   * Restores an archive over its original database or `o.to`. Extracts and verifies the
+   * image beside the target and takes a `pre-restore` backup of the current file first
+   * (through the same queue). When no other process has the target open, it folds a
+   * leftover WAL of the old file so that every crash point leaves the old database or the
+   * new one, removes stale -wal/-shm, and renames over the target. When one has it open
+   * it refuses, unless `force` and the runtime has node:sqlite with `backup()`: then
+   * SQLite writes the image into the live database under its locks, so the app sees the
+   * restored data and keeps its later writes (`result.method` says which ran). It never
+   * replaces a file another process has open, not even with `force`.
    */
   restore(archivePath: string, o: RestoreOptions): Promise<RestoreResult> {
     return restoreArchive(this, path.resolve(archivePath), o);
@@ -403,6 +430,7 @@ export class Engine {
       for (const rm of plan.remove) {
         const r = byId.get(rm.id);
         if (!r) continue;
+        crashPoint('unlink', r.path);
         await fs.unlink(r.path).catch((e) => {
           if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(e, r.path, 'deleting an expired backup');
         });
@@ -436,6 +464,7 @@ export class Engine {
     const catalog = this.catalog(path.dirname(p));
     const r = await catalog.get(p);
     await catalog.withLock(async () => {
+      crashPoint('unlink', p);
       await fs.unlink(p).catch((e) => {
         throw fsError(e, p, 'deleting a backup');
       });

@@ -1,12 +1,14 @@
 /**
  * Small file-system helpers for durable writes, shared across the engine. They take
  * plain paths, use only `node:fs`, and map failures to `BackupError` through `fsError`.
+ * Every rename, unlink and fsync here passes a crash point first (see faults.ts).
  */
 import { randomBytes } from 'node:crypto';
 import type { Stream } from 'node:stream';
 import { open, realpath, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fsError } from './errors';
+import { crashPoint } from './faults';
 
 /**
  * Flushes a file's data and metadata to stable storage (fsync), through a new descriptor:
@@ -19,6 +21,7 @@ export async function fsyncFile(file: string): Promise<void> {
   try {
     // Read-write: Windows' FlushFileBuffers needs write access; 'r+' never creates or truncates.
     fh = await open(file, 'r+');
+    crashPoint('fsync', file);
     await fh.sync();
   } catch (e) {
     throw fsError(e, file, 'fsync');
@@ -37,6 +40,7 @@ export async function fsyncDir(dir: string): Promise<void> {
   let fh;
   try {
     fh = await open(dir, 'r');
+    crashPoint('fsyncDir', dir);
     await fh.sync();
   } catch (e) {
     // Some file systems (certain network and FUSE mounts) refuse fsync on a directory;
@@ -67,9 +71,11 @@ export async function writeFileAtomic(
   try {
     fh = await open(tmp, 'wx', opts.mode ?? 0o644);
     await fh.writeFile(data);
+    crashPoint('fsync', tmp);
     await fh.sync();
     await fh.close();
     fh = undefined;
+    crashPoint('rename', file);
     await rename(tmp, file);
   } catch (e) {
     await fh?.close().catch(() => undefined);
@@ -86,6 +92,7 @@ export async function writeFileAtomic(
  */
 export async function removeQuietly(target: string): Promise<boolean> {
   try {
+    crashPoint('unlink', target);
     await rm(target, { force: true, recursive: true, maxRetries: 2 });
     return true;
   } catch {

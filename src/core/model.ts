@@ -11,12 +11,18 @@ export type Tier = (typeof TIERS)[number];
 export interface VerifyReport {
   /**
    * ok: every check ran and passed. failed: damage found. skipped: not checked
-   * (too large for the in-memory verifier); skipped is never treated as ok.
+   * (too large for the in-memory verifier, sql.js; node:sqlite never skips); skipped is
+   * never treated as ok.
    */
   status: 'ok' | 'failed' | 'skipped';
   /** The structural check that ran. */
   check: 'integrity_check' | 'quick_check' | 'none';
-  /** The engine that produced this result, e.g. { name: 'sql.js', sqliteVersion: '3.49.1' }. */
+  /**
+   * The engine that produced this result: { name: 'node:sqlite', sqliteVersion: '3.53.4' }
+   * (the runtime's own SQLite, where it loads) or { name: 'sql.js', ... } (the fallback).
+   * What an engine can check differs (sql.js has no FTS5 or R-Tree), so a verdict is only
+   * comparable with the same engine's.
+   */
   engine: { name: string; sqliteVersion: string };
   /** Problems found (integrity_check lines, header errors, mismatches), capped. */
   problems: string[];
@@ -26,7 +32,10 @@ export interface VerifyReport {
   schemaFingerprint: string;
   /** Row count per ordinary table (virtual tables excluded). */
   rowCounts: Record<string, number>;
-  /** Virtual tables the verifying engine cannot check (e.g. fts5, rtree), named with their module. */
+  /**
+   * What the verifying engine could not check, never counted as ok: virtual tables as
+   * "name (module)" (fts5 and rtree under sql.js), foreign keys it could not check.
+   */
   notChecked: string[];
   /** The user's probe query, when configured. */
   probe?: { sql: string; ok: boolean; rows?: number; error?: string };
@@ -82,6 +91,18 @@ export interface Manifest {
      * state equal to it means the database is unchanged since this backup.
      */
     state?: SourceStateRecord;
+    /**
+     * How the snapshot was taken: by SQLite itself under its read lock (`node:sqlite`'s
+     * `backup()`, or `VACUUM INTO` where the runtime has no `backup()`), or by Lifeboat's
+     * lock-free reader. Absent in manifests written before Lifeboat recorded it.
+     */
+    snapshot?: {
+      strategy: 'node:sqlite backup' | 'node:sqlite vacuum' | 'reader';
+      /** sqlite_version() of the SQLite that made the image; absent for the reader. */
+      sqliteVersion?: string;
+      /** Why the reader ran where SQLite might have, e.g. a WAL database without -wal/-shm. */
+      fallback?: string;
+    };
   };
   image: {
     entry: string;
@@ -122,15 +143,56 @@ export interface BackupRecord {
   state: BackupState;
 }
 
+/** How a backup's verification stands: the one definition rotation, the tree, the panel and the CLI share. */
+export type VerificationState = 'verified' | 'failed' | 'unverified';
+
+/**
+ * True when the latest re-verification failed only because of the probe query (the
+ * user's query no longer runs on this image: the schema moved on, or the query changed).
+ * Such a backup stays verified; front ends show this as a warning beside it.
+ */
+export function probeOnlyFailure(r: BackupRecord): boolean {
+  const v = r.state.lastVerify;
+  if (!v || v.archiveOk === false || v.status !== 'failed' || v.probe?.ok === true) return false;
+  return onlyProbeFailed(v.problems);
+}
+
+/** True when a verification's problem lines are all the probe query's (non-empty). Pure. */
+export function onlyProbeFailed(problems: string[]): boolean {
+  // The verifier reports the probe as "probe query failed: <error>"; any other line is damage.
+  return problems.length > 0 && problems.every((p) => /^probe\b/.test(p));
+}
+
+/**
+ * A backup's verification state, newest evidence first:
+ * - failed: the live source was damaged when it was made, a later check found the archive
+ *   itself damaged (CRC, sha256 or seal), or a verification found the image damaged
+ *   (integrity, schema or row counts; for a later one, any problem besides the probe query);
+ * - verified: a full verification of these exact bytes passed (at creation, or in a later
+ *   re-verification) and nothing above applies; a later probe-query failure, a lowered
+ *   size limit or a verifier that could not run say nothing about the archive and leave it
+ *   verified (see `probeOnlyFailure` for the warning);
+ * - unverified: never fully verified (too large for the in-memory verifier).
+ * Pure.
+ */
+export function verificationState(r: BackupRecord): VerificationState {
+  if (r.manifest.sourceDamaged) return 'failed';
+  const later = r.state.lastVerify;
+  if (later && later.archiveOk === false) return 'failed';
+  // check 'none': the verifier itself could not run (archiveOk is true), which proves nothing.
+  if (later && later.status === 'failed' && later.check !== 'none' && !probeOnlyFailure(r)) return 'failed';
+  if (r.manifest.verification.status === 'failed') return 'failed';
+  if (r.manifest.verification.status === 'ok' || later?.status === 'ok' || probeOnlyFailure(r)) return 'verified';
+  return 'unverified';
+}
+
 /**
  * A verified backup counts toward retention; a failed, unverified or source-damaged one
- * does not. A backup verified when it was made stays verified unless a later check proved
- * the archive itself damaged (CRC, sha256 or seal): a later probe query that fails (the
- * schema moved on), a size limit lowered, or a verifier that could not run say nothing
- * about the archive, and must never make rotation delete a good backup.
+ * does not (see `verificationState`). A backup verified when it was made stays verified
+ * unless a later check proved the archive or its image damaged: a later probe query that
+ * fails (the schema moved on), a size limit lowered, or a verifier that could not run say
+ * nothing about the archive, and must never make rotation delete a good backup.
  */
 export function isVerified(r: BackupRecord): boolean {
-  if (r.manifest.sourceDamaged) return false;
-  if (r.state.lastVerify && r.state.lastVerify.archiveOk === false) return false;
-  return r.manifest.verification.status === 'ok';
+  return verificationState(r) === 'verified';
 }

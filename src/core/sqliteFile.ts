@@ -8,6 +8,7 @@ import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import { BackupError, fsError } from './errors';
+import { withLiveFiles } from './sqlite/liveGate';
 import type { SourceStateRecord } from './model';
 
 export const DB_HEADER_SIZE = 100;
@@ -129,6 +130,10 @@ export async function readFully(fh: FileHandle, buf: Buffer, offset: number, len
  * reason. Read-only; safe to repeat.
  */
 export async function readDbHeader(path: string): Promise<DbHeader> {
+  return withLiveFiles(path, () => readDbHeaderUnguarded(path));
+}
+
+async function readDbHeaderUnguarded(path: string): Promise<DbHeader> {
   let fh: FileHandle | undefined;
   try {
     fh = await fsp.open(path, 'r');
@@ -291,6 +296,10 @@ export async function scanWal(fh: FileHandle, opts: ScanWalOptions = {}): Promis
 
 /** Convenience for tests and tools: opens `walPath`, scans it, closes it. A missing file scans as empty. */
 export async function scanWalFile(walPath: string, opts: ScanWalOptions = {}): Promise<WalScan> {
+  return withLiveFiles(walPath, () => scanWalFileUnguarded(walPath, opts));
+}
+
+async function scanWalFileUnguarded(walPath: string, opts: ScanWalOptions = {}): Promise<WalScan> {
   let fh: FileHandle;
   try {
     fh = await fsp.open(walPath, 'r');
@@ -365,6 +374,10 @@ export function parseShmHeader(b: Buffer): ShmHeader | undefined {
  * Read-only; safe to repeat.
  */
 export async function readShmHeader(shmPath: string): Promise<ShmHeader | undefined> {
+  return withLiveFiles(shmPath, () => readShmHeaderUnguarded(shmPath));
+}
+
+async function readShmHeaderUnguarded(shmPath: string): Promise<ShmHeader | undefined> {
   let fh: FileHandle;
   try {
     fh = await fsp.open(shmPath, 'r');
@@ -390,6 +403,10 @@ export async function readShmHeader(shmPath: string): Promise<ShmHeader | undefi
 
 /** Reads and parses the header of the WAL at `walPath`; undefined when missing, empty or invalid. */
 export async function readWalHeader(walPath: string): Promise<{ header: WalHeader | undefined; size: number; mtimeMs: number }> {
+  return withLiveFiles(walPath, () => readWalHeaderUnguarded(walPath));
+}
+
+async function readWalHeaderUnguarded(walPath: string): Promise<{ header: WalHeader | undefined; size: number; mtimeMs: number }> {
   let fh: FileHandle;
   try {
     fh = await fsp.open(walPath, 'r');
@@ -415,6 +432,10 @@ export async function readWalHeader(walPath: string): Promise<{ header: WalHeade
  * it empty, DELETE removes it). Read-only.
  */
 export async function hasHotJournal(dbPath: string): Promise<boolean> {
+  return withLiveFiles(dbPath, () => hasHotJournalUnguarded(dbPath));
+}
+
+async function hasHotJournalUnguarded(dbPath: string): Promise<boolean> {
   const p = `${dbPath}-journal`;
   let fh: FileHandle;
   try {
@@ -443,6 +464,10 @@ export type SourceState = SourceStateRecord;
  * through SQLite. Throws BackupError notFound | notSqlite | encrypted. Read-only.
  */
 export async function readSourceState(dbPath: string): Promise<SourceState> {
+  return withLiveFiles(dbPath, () => readSourceStateUnguarded(dbPath));
+}
+
+async function readSourceStateUnguarded(dbPath: string): Promise<SourceState> {
   let st;
   try {
     st = await fsp.stat(dbPath);

@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { BackupError } from '../core/errors';
+import { restoreInUseSupport } from '../core/restore/inUse';
 import type { BackupsModel } from './backupsModel';
 import { COMMANDS, type CommandHandlers } from './commandIds';
 import type { CoreHost } from './coreLoader';
@@ -86,8 +87,13 @@ export function commandHandlers(d: CommandDeps): CommandHandlers {
       try {
         res = await run(false);
       } catch (e) {
-        if (!BackupError.is(e, 'inUse')) throw e;
-        const again = await vscode.window.showWarningMessage(`${name} looks in use by another process.`, { modal: true, detail: `${(e as Error).message}\n\nRestoring under a running app can lose its next writes.` }, 'Restore Anyway');
+        // Without SQLite's backup API forcing cannot help: an open file is never replaced.
+        if (!BackupError.is(e, 'inUse') || !restoreInUseSupport().ok) throw e;
+        const again = await vscode.window.showWarningMessage(
+          `${name} looks in use by another process.`,
+          { modal: true, detail: `${(e as Error).message}\n\nRestore Anyway writes the backup into the database through SQLite while the app runs: the app sees the restored data and keeps its later writes.` },
+          'Restore Anyway',
+        );
         if (again !== 'Restore Anyway') return;
         res = await run(true);
       }

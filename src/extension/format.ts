@@ -1,5 +1,5 @@
 /** Pure formatting for the tree, the status bar and messages. No `vscode` import (tested under plain Node). */
-import type { BackupKind, BackupRecord, Tier } from '../core/model';
+import { probeOnlyFailure, verificationState, type BackupKind, type BackupRecord, type Tier } from '../core/model';
 import { formatBytes } from '../core/units';
 import type { BackupRowState } from './contextValues';
 
@@ -31,20 +31,20 @@ export function formatRowLabel(iso: string, now: Date = new Date(), locale?: str
   return d.toLocaleString(locale, { ...year, month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
 }
 
-/** verified / failed / unverified, as the row shows it (a later verification wins over the one at backup time). */
+/** verified / failed / unverified, as the row shows it: core's `verificationState`, the one rotation counts by. */
 export function rowState(r: BackupRecord): BackupRowState {
-  if (r.manifest.sourceDamaged) return 'failed';
-  const v = r.state.lastVerify;
-  if (v) return v.status === 'ok' && v.archiveOk ? 'verified' : v.status === 'skipped' && v.archiveOk ? 'unverified' : 'failed';
-  const s = r.manifest.verification.status;
-  return s === 'ok' ? 'verified' : s === 'skipped' ? 'unverified' : 'failed';
+  return verificationState(r);
 }
 
 const STATE_WORD: Record<BackupRowState, string> = { verified: 'verified', failed: 'FAILED verification', unverified: 'not verified' };
 
-/** A row's description: "1.2 MB · verified · manual" (plus " · pinned"). */
+/**
+ * A row's description: "1.2 MB · verified · manual" (plus " · pinned"); a verified backup
+ * whose later probe query failed reads "verified, probe query failed".
+ */
 export function rowDescription(r: BackupRecord): string {
-  const parts = [formatSize(r.archiveSize), STATE_WORD[rowState(r)], r.manifest.kind];
+  const state = STATE_WORD[rowState(r)] + (probeOnlyFailure(r) ? ', probe query failed' : '');
+  const parts = [formatSize(r.archiveSize), state, r.manifest.kind];
   if (r.state.pinned) parts.push('pinned');
   return parts.join(' · ');
 }
@@ -86,7 +86,8 @@ export function backupTooltip(r: BackupRecord, keep: { tier: Tier; reasons: stri
   lines.push(`- Source: ${mdEscape(m.source.path)}`);
   const tables = Object.keys(v.rowCounts ?? {});
   const rows = tables.reduce((n, t) => n + (v.rowCounts[t] ?? 0), 0);
-  const verdict = v.status === 'ok' ? 'passed' : v.status === 'skipped' ? `skipped (${v.skippedReason ?? 'not checked'})` : `FAILED: ${v.problems.slice(0, 3).join('; ')}`;
+  // A later probe-query failure says nothing about the archive: passed, with a warning (the probe line below).
+  const verdict = v.status === 'ok' || probeOnlyFailure(r) ? 'passed' : v.status === 'skipped' ? `skipped (${v.skippedReason ?? 'not checked'})` : `FAILED: ${v.problems.slice(0, 3).join('; ')}`;
   lines.push(`- Verification${r.state.lastVerify ? ` (re-checked ${formatLocal(v.checkedAt)})` : ''}: ${v.check} ${mdEscape(verdict)} with ${mdEscape(`${v.engine.name} ${v.engine.sqliteVersion}`)}; ${tables.length} tables, ${rows} rows`);
   if (v.foreignKeyViolations) lines.push(`- Foreign key violations: ${v.foreignKeyViolations}`);
   if (v.notChecked?.length) lines.push(`- Not checked: ${mdEscape(v.notChecked.join(', '))}`);

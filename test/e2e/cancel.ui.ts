@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { dismissToasts, openViewContainer, readNotifications, readTreeRows, runCommand, until, waitForNotification, type RunDirs, type UiCheck } from '../../scripts/vscode/harness';
+import { animationsDone, dismissToasts, openViewContainer, readNotifications, readTreeRows, runCommand, until, waitForNotification, waitForTree, type RunDirs, type UiCheck } from '../../scripts/vscode/harness';
 import { query, sqlite } from '../fixtures/sqlite';
 
 const VIEW = 'Backups';
@@ -65,8 +65,7 @@ export const checks: UiCheck[] = [
       mkdirSync(path.dirname(settingsFile(dirs)), { recursive: true });
       // No daily schedule: nothing but the user's Back Up Now may start a backup here.
       writeFileSync(settingsFile(dirs), JSON.stringify({ 'lifeboat.databases': [BIG], 'lifeboat.directory': DIR, 'lifeboat.schedule.daily': false }, null, 2));
-      await openViewContainer(page, 'Lifeboat');
-      await until(page, () => readTreeRows(page, VIEW), (rows) => rows[0]?.label === BIG, `the tree does not show ${BIG}`);
+      await waitForTree(page, (rows) => rows[0]?.label === BIG, `the tree does not show ${BIG}`);
       assert.deepEqual(archives(dirs), []);
 
       await runCommand(page, 'Lifeboat: Back Up Now');
@@ -89,8 +88,10 @@ export const checks: UiCheck[] = [
       assert.match(n.message, new RegExp(`backup of ${BIG.replace('.', '\\.')} was cancelled`));
       // The pointer left on Cancel would hover the new toast and cover it with a tooltip.
       await page.mouse.move(5, 5);
-      await page.waitForTimeout(800);
-      await screenshot('lifeboat-notification-cancelled', page.locator('.notifications-toasts .notification-toast').filter({ hasText: /cancelled/ }).first());
+      await page.locator('.monaco-hover, .workbench-hover').first().waitFor({ state: 'hidden', timeout: 10_000 });
+      const cancelled = page.locator('.notifications-toasts .notification-toast').filter({ hasText: /cancelled/ }).first();
+      await animationsDone(cancelled);
+      await screenshot('lifeboat-notification-cancelled', cancelled);
       assert.equal((await readNotifications(page)).filter((x) => /failed/.test(x.message)).length, 0, 'a failure notification was shown for a cancel');
       // The notification comes after the engine gave up: the log line is written by then.
       const failed = await until(page, () => logEntries(dirs).filter((e) => e.op === 'backup.failed'), (f) => f.length > 0, 'no backup.failed line in the backup log', 10_000);
@@ -103,8 +104,8 @@ export const checks: UiCheck[] = [
       assert.deepEqual(existsSync(tmp) ? readdirSync(tmp) : [], [], `files left in ${tmp}`);
       // Nothing beside the archives either: a partial never sits at the top level.
       assert.deepEqual(readdirSync(backupDir(dirs)).filter((x) => x !== '.lifeboat'), [], `files left in ${DIR}/`);
-      await page.waitForTimeout(500);
-      const rows = await readTreeRows(page, VIEW);
+      // The tree after the cancel: big.db with its placeholder row, and no backup row.
+      const rows = await waitForTree(page, (r) => r[0]?.label === BIG && r.some((x) => x.label === 'No backups yet'), `the tree does not show ${BIG} without backups`, 15_000);
       assert.equal(rows.filter((r) => r.level === 3).length, 0, `the tree shows a backup row: ${rows.map((r) => r.label).join(' | ')}`);
       await dismissToasts(page);
     },

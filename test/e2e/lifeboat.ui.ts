@@ -5,19 +5,18 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
-import { dismissToasts, openViewContainer, readStatusBar, readTreeRows, runCommand, treeList, waitForNotification, type UiCheck } from '../../scripts/vscode/harness';
+import { animationsDone, dismissToasts, openViewContainer, readStatusBar, readTreeRows, runCommand, treeList, until, waitForNotification, waitForTree, type UiCheck } from '../../scripts/vscode/harness';
 import { query, sqlite } from '../fixtures/sqlite';
 
 const VIEW = 'Backups';
 
-async function rowsWhen(page: Page, ok: (labels: string[]) => boolean, what: string, ms = 40_000): Promise<Awaited<ReturnType<typeof readTreeRows>>> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const rows = await readTreeRows(page, VIEW);
-    if (ok(rows.map((r) => r.label))) return rows;
-    if (Date.now() > end) throw new Error(`${what}; the tree shows: ${rows.map((r) => `${r.label} [${r.description}]`).join(' | ') || 'nothing'}`);
-    await page.waitForTimeout(250);
-  }
+function rowsWhen(page: Page, ok: (labels: string[]) => boolean, what: string, ms = 40_000): Promise<Awaited<ReturnType<typeof readTreeRows>>> {
+  return waitForTree(page, (rows) => ok(rows.map((r) => r.label)), what, ms, VIEW);
+}
+
+/** The welcome view's button, which shows while no database is configured. */
+function protectButton(page: Page) {
+  return page.locator('.pane-body .welcome-view-content .monaco-button', { hasText: 'Protect a Database' });
 }
 
 function settingsFile(ws: string): string {
@@ -41,8 +40,7 @@ export const checks: UiCheck[] = [
     name: 'Lifeboat: the Backups view welcomes a new user with "Protect a Database"',
     async run({ page, screenshot }) {
       await openViewContainer(page, 'Lifeboat');
-      const button = page.locator('.pane-body .welcome-view-content .monaco-button', { hasText: 'Protect a Database' });
-      await button.waitFor({ state: 'visible' });
+      await protectButton(page).waitFor({ state: 'visible' });
       await screenshot('lifeboat-welcome');
     },
   },
@@ -50,7 +48,7 @@ export const checks: UiCheck[] = [
     name: 'Lifeboat: protecting app.db from the button and making the first backup',
     timeoutMs: 90_000,
     async run({ page, screenshot }) {
-      await page.locator('.pane-body .welcome-view-content .monaco-button', { hasText: 'Protect a Database' }).click();
+      await protectButton(page).click();
       const row = page.locator('.quick-input-list .monaco-list-row', { hasText: 'app.db' }).first();
       await row.waitFor({ state: 'visible' });
       await row.click();
@@ -69,13 +67,7 @@ export const checks: UiCheck[] = [
   {
     name: 'Lifeboat: the status bar shows the age of the newest verified backup',
     async run({ page, screenshot }) {
-      const end = Date.now() + 20_000;
-      let item;
-      for (;;) {
-        item = (await readStatusBar(page)).find((i) => i.ariaLabel.startsWith('Lifeboat:'));
-        if (item || Date.now() > end) break;
-        await page.waitForTimeout(250);
-      }
+      const item = (await until(page, () => readStatusBar(page), (items) => items.some((i) => i.ariaLabel.startsWith('Lifeboat:')), 'no Lifeboat status bar item', 20_000)).find((i) => i.ariaLabel.startsWith('Lifeboat:'));
       assert.ok(item, 'no Lifeboat status bar item');
       assert.match(item.text, /^(just now|\d+ min ago)$/);
       await screenshot('lifeboat-status-bar', page.locator('.part.statusbar'));
@@ -117,14 +109,16 @@ export const checks: UiCheck[] = [
       await dismissToasts(page);
       // README.md is a file: nothing can be created under it, even as root.
       editSettings(dirs.workspace, { 'lifeboat.directory': 'README.md/backups' });
-      await page.waitForTimeout(1500);
+      // The extension has read the new directory once the tree no longer lists the backups
+      // of the old one.
+      await waitForTree(page, (rows) => rows[0]?.label === 'app.db' && !rows.some((r) => r.level === 3), 'the tree still lists backups after lifeboat.directory changed', 20_000, VIEW);
       await runCommand(page, 'Lifeboat: Back Up Now');
       const n = await waitForNotification(page, /backup of app\.db failed/, 40_000);
       assert.deepEqual(n.buttons, ['Show Log', 'Retry']);
       assert.match(n.message, /README\.md/);
       const toast = page.locator('.notifications-toasts .notification-toast').filter({ hasText: /backup of app\.db failed/ }).first();
       // Let the toast's fade-in finish, so the picture shows it and its buttons.
-      await page.waitForTimeout(800);
+      await animationsDone(toast);
       await screenshot('lifeboat-notification-failure', toast);
       const item = (await readStatusBar(page)).find((i) => i.ariaLabel.startsWith('Lifeboat:'));
       assert.match(item?.ariaLabel ?? '', /failed/);
@@ -137,7 +131,9 @@ export const checks: UiCheck[] = [
     async run({ page, dirs }) {
       rmSync(path.join(dirs.workspace, '.vscode'), { recursive: true, force: true });
       rmSync(path.join(dirs.workspace, 'backups'), { recursive: true, force: true });
-      await page.waitForTimeout(1000);
+      // No database configured any more: the welcome view is back.
+      await openViewContainer(page, 'Lifeboat');
+      await protectButton(page).waitFor({ state: 'visible', timeout: 20_000 });
       await openViewContainer(page, 'Explorer');
     },
   },

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
-import { REPO_ROOT, openPalette, openViewContainer, paletteRow, quickInput, readChannelLog, readNotifications, readStatusBar, readTreeRows, runCommand, until, waitForNotification, type RunDirs, type TreeRow, type UiCheck } from '../../scripts/vscode/harness';
+import { REPO_ROOT, openPaletteAt, openViewContainer, paletteRow, quickInput, readChannelLog, readNotifications, readStatusBar, readTreeRows, runCommand, until, waitForNotification, type RunDirs, type TreeRow, type UiCheck } from '../../scripts/vscode/harness';
 import { makeDb, query } from '../fixtures/sqlite';
 
 /** Runs only in the multi-root phase (see UiModule in runner.ts). */
@@ -139,10 +139,8 @@ function manualBackups(dirs: RunDirs, name: FolderName): Listed[] {
  * for the palette to close, does not fit).
  */
 async function backUpNow(page: Page, name: FolderName): Promise<void> {
-  await openPalette(page, 'Lifeboat: Back Up Now');
-  const title = paletteRow(page, 'Lifeboat: Back Up Now');
-  await title.waitFor({ state: 'visible' });
-  await title.click();
+  await openPaletteAt(page, 'Lifeboat: Back Up Now');
+  await paletteRow(page, 'Lifeboat: Back Up Now').click();
   const rows = page.locator('.quick-input-list .monaco-list-row');
   // Label and description apart: a recycled row keeps the palette's hidden separator text.
   const seen = await until(
@@ -247,7 +245,6 @@ export const checks: UiCheck[] = [
         const manual = byFolder(rows).get(name)!.filter((r) => r.level === 3 && /· manual$/.test(r.description));
         assert.equal(manual.length, 1, `${name}: ${showTree(rows)}`);
       }
-      await page.waitForTimeout(500);
       await screenshot('lifeboat-multiroot', page.locator('.part.sidebar'));
     },
   },

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
-import { runCommand, type UiCheck } from '../../scripts/vscode/harness';
+import { openViewContainer, runCommand, until, waitForTree, type UiCheck } from '../../scripts/vscode/harness';
 import { seedBackups } from '../fixtures/seedBackups';
 
 /** The panel app's document: the webview's outer iframe, then its active frame. */
@@ -35,7 +35,8 @@ export const checks: UiCheck[] = [
       ]);
       const onDisk = readdirSync(path.join(ws, 'backups')).filter((n) => n.endsWith('.zip'));
       assert.equal(onDisk.length, 3);
-      await page.waitForTimeout(1500);
+      // The extension has read the settings and the backups once its tree lists all three.
+      await waitForTree(page, (rows) => rows[0]?.label === 'app.db' && rows.filter((r) => r.level === 3).length === 3, 'the tree does not list app.db and its 3 backups', 30_000);
       await runCommand(page, 'Lifeboat: Open Settings and Statistics');
       const app = panelFrame(page);
       const stats = app.locator('#stats');
@@ -67,14 +68,13 @@ export const checks: UiCheck[] = [
       await app.locator('#retention-preview').getByText(/Keeps (all )?\d+/).waitFor();
       await app.locator('#settings-save').click();
       await app.locator('.form-status').getByText(/Saved 1 setting to Workspace settings/).waitFor();
-      const end = Date.now() + 15_000;
-      let json: Record<string, unknown> = {};
-      while (Date.now() < end) {
-        json = existsSync(settingsFile(dirs.workspace)) ? (JSON.parse(readFileSync(settingsFile(dirs.workspace), 'utf8')) as Record<string, unknown>) : {};
-        if (json['lifeboat.retention.daily'] === 9) break;
-        await page.waitForTimeout(200);
-      }
-      assert.equal(json['lifeboat.retention.daily'], 9, JSON.stringify(json));
+      const json = await until(
+        page,
+        () => (existsSync(settingsFile(dirs.workspace)) ? (JSON.parse(readFileSync(settingsFile(dirs.workspace), 'utf8')) as Record<string, unknown>) : {}),
+        (j) => j['lifeboat.retention.daily'] === 9,
+        'lifeboat.retention.daily is not 9 in .vscode/settings.json',
+        15_000,
+      );
       assert.deepEqual(json['lifeboat.databases'], ['app.db'], 'the other settings are untouched');
       await screenshot('panel-vscode-saved');
     },
@@ -84,8 +84,12 @@ export const checks: UiCheck[] = [
     async run({ page, dirs }) {
       await runCommand(page, 'View: Close All Editors').catch(() => undefined);
       rmSync(path.join(dirs.workspace, '.vscode'), { recursive: true, force: true });
+      // The backups go once the extension has seen that no database is configured (the
+      // welcome view is back), so nothing it still runs writes into them again.
+      await openViewContainer(page, 'Lifeboat');
+      await page.locator('.pane-body .welcome-view-content .monaco-button', { hasText: 'Protect a Database' }).waitFor({ state: 'visible', timeout: 20_000 });
       rmSync(path.join(dirs.workspace, 'backups'), { recursive: true, force: true });
-      await page.waitForTimeout(1000);
+      await openViewContainer(page, 'Explorer');
     },
   },
 ];

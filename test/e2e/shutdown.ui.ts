@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
-import { REPO_ROOT, openPalette, openViewContainer, paletteRow, readChannelLog, readTreeRows, until, type RunDirs, type UiCheck } from '../../scripts/vscode/harness';
+import { REPO_ROOT, openPaletteAt, openViewContainer, paletteRow, readChannelLog, readTreeRows, until, waitForTree, type RunDirs, type UiCheck } from '../../scripts/vscode/harness';
 import { sqlite } from '../fixtures/sqlite';
 
 const VIEW = 'Backups';
@@ -42,9 +42,8 @@ function hostExits(dirs: RunDirs): number {
  */
 async function reloadWindow(page: Page, dirs: RunDirs): Promise<void> {
   const exits = hostExits(dirs);
-  await openPalette(page, 'Developer: Reload Window');
+  await openPaletteAt(page, 'Developer: Reload Window');
   const row = paletteRow(page, 'Developer: Reload Window');
-  await row.waitFor({ state: 'visible' });
   await Promise.all([page.waitForEvent('load', { timeout: 30_000 }), row.click()]);
   await page.locator('.monaco-workbench .part.statusbar').waitFor({ state: 'visible', timeout: 60_000 });
   await until(page, () => hostExits(dirs), (n) => n > exits, 'the old extension host did not exit after Reload Window');
@@ -69,9 +68,8 @@ export const checks: UiCheck[] = [
       mkdirSync(path.join(ws, '.vscode'), { recursive: true });
       // No daily schedule: only the shutdown backup may write an archive during this check.
       writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'lifeboat.databases': ['app.db'], 'lifeboat.schedule.daily': false }, null, 2));
-      await openViewContainer(page, 'Lifeboat');
       // The tree listing the backup proves the running extension has the engine loaded.
-      await until(page, () => readTreeRows(page, VIEW), (rows) => rows[0]?.label === 'app.db' && backupRows(rows) === 1, 'the tree does not show app.db and its one backup');
+      await waitForTree(page, (rows) => rows[0]?.label === 'app.db' && backupRows(rows) === 1, 'the tree does not show app.db and its one backup', 30_000, VIEW);
       assert.deepEqual(shutdownArchives(ws), []);
       // A trusted window runs the scheduler (trust.ui.ts asserts this line's absence).
       await until(page, () => readChannelLog(dirs, 'Lifeboat'), (t) => /schedule of workspace/.test(t), 'the Lifeboat log has no "schedule of workspace" line');
@@ -95,10 +93,12 @@ export const checks: UiCheck[] = [
       const ws = dirs.workspace;
       const before = shutdownArchives(ws);
       assert.equal(before.length, 1);
-      await openViewContainer(page, 'Lifeboat');
       // The new extension host lists both backups: its engine is loaded, so its deactivate
       // does make the change check (an unloaded engine would skip for another reason).
-      await until(page, () => readTreeRows(page, VIEW), (rows) => backupRows(rows) === 2, 'the tree does not show the manual and the shutdown backup');
+      // After the reload the workbench restores its side bar on its own time (and may
+      // restore another view first), so the view is opened explicitly and kept open until
+      // the tree has that state.
+      await waitForTree(page, (rows) => rows[0]?.label === 'app.db' && backupRows(rows) === 2, 'the tree does not show the manual and the shutdown backup', 45_000, VIEW);
       await screenshot('lifeboat-shutdown-tree', page.locator('.part.sidebar'));
       await reloadWindow(page, dirs);
       assert.deepEqual(shutdownArchives(ws), before, 'no second shutdown archive');
@@ -109,7 +109,10 @@ export const checks: UiCheck[] = [
     name: 'Lifeboat shutdown: cleanup (the workspace as the other checks expect it)',
     async run({ page, dirs }) {
       rmSync(path.join(dirs.workspace, '.vscode'), { recursive: true, force: true });
-      await page.waitForTimeout(1000);
+      // The backups go once the extension has seen that no database is configured (the
+      // welcome view is back), so its next shutdown backup cannot write into them again.
+      await openViewContainer(page, 'Lifeboat');
+      await page.locator('.pane-body .welcome-view-content .monaco-button', { hasText: 'Protect a Database' }).waitFor({ state: 'visible', timeout: 20_000 });
       rmSync(path.join(dirs.workspace, 'backups'), { recursive: true, force: true });
       if (existsSync(saved(dirs))) copyFileSync(saved(dirs), path.join(dirs.workspace, 'app.db'));
       rmSync(saved(dirs), { force: true });

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { REPO_ROOT, openPalette, openViewContainer, paletteLabels, quickInput, readChannelLog, readStatusBar, readTreeRows, runCommand, treeList, until, type RunDirs, type UiCheck } from '../../scripts/vscode/harness';
+import type { Page } from 'playwright-core';
+import { REPO_ROOT, animationsDone, dismissToasts, openPalette, openViewContainer, paletteLabels, quickInput, readChannelLog, readStatusBar, readTreeRows, runCommand, treeList, until, waitForTree, type RunDirs, type UiCheck } from '../../scripts/vscode/harness';
 import { query } from '../fixtures/sqlite';
 
 /** Selects this file for the Restricted Mode phase only (see UiModule in runner.ts). */
@@ -69,6 +70,21 @@ function archives(dirs: RunDirs): string[] {
   return existsSync(backupDir(dirs)) ? readdirSync(backupDir(dirs)).filter((n) => n.endsWith('.zip')).sort() : [];
 }
 
+/**
+ * A later state to wait on before asserting that something did NOT happen, instead of a
+ * fixed grace time: runs `Lifeboat: Verify All Backups` (allowed in Restricted Mode) and
+ * waits until its `verify.ok` line, which the extension mirrors from the backup log into
+ * its log channel, is in that channel's file. The extension host did everything it
+ * started before (and its file logger wrote every earlier line) by then.
+ */
+async function extensionRoundTrip(page: Page, dirs: RunDirs): Promise<string> {
+  const seen = (readChannelLog(dirs, 'Lifeboat').match(/verify\.ok/g) ?? []).length;
+  await runCommand(page, 'Lifeboat: Verify All Backups');
+  const text = await until(page, () => readChannelLog(dirs, 'Lifeboat'), (t) => (t.match(/verify\.ok/g) ?? []).length > seen, 'no new verify.ok line in the Lifeboat log after Verify All Backups', 30_000);
+  await dismissToasts(page);
+  return text;
+}
+
 
 export const checks: UiCheck[] = [
   {
@@ -76,12 +92,10 @@ export const checks: UiCheck[] = [
     timeoutMs: 60_000,
     async run({ page, screenshot }) {
       await until(page, () => readStatusBar(page), (items) => items.some((i) => /Restricted Mode/.test(i.text)), 'no "Restricted Mode" in the status bar');
-      await openViewContainer(page, 'Lifeboat');
-      const rows = await until(page, () => readTreeRows(page, 'Backups'), (r) => r.some((x) => x.level === 3), 'the tree shows no backup row');
+      const rows = await waitForTree(page, (r) => r.some((x) => x.level === 3), 'the tree shows no backup row');
       assert.equal(rows[0].label, 'app.db');
       assert.deepEqual(rows.filter((r) => r.level === 2).map((r) => r.label), ['Manual']);
       assert.match(rows.find((r) => r.level === 3)!.description, /verified · manual$/);
-      await page.waitForTimeout(500);
       await screenshot('lifeboat-restricted');
     },
   },
@@ -95,10 +109,10 @@ export const checks: UiCheck[] = [
       await runCommand(page, 'Lifeboat: Show Backup Log');
       await page.locator('.part.panel .output-view, .part.panel .monaco-editor').first().waitFor({ state: 'visible' });
       const text = await until(page, () => readChannelLog(dirs, 'Lifeboat'), (t) => /activated in/.test(t), 'the Lifeboat log channel has no "activated in" line');
-      // Grace for a scheduler that would start: in a trusted window it logs "schedule of
-      // workspace" within a second of the status bar (shutdown.ui.ts sees that line).
-      await page.waitForTimeout(3000);
-      const later = readChannelLog(dirs, 'Lifeboat');
+      // A scheduler that would start logs "schedule of workspace" (shutdown.ui.ts sees that
+      // line in a trusted window) once the engine is loaded; Verify All loads it too and
+      // logs after it, so its line in the file means that one would be there as well.
+      const later = await extensionRoundTrip(page, dirs);
       assert.doesNotMatch(later, /schedule of /, `the scheduler started in Restricted Mode:\n${later}`);
       assert.ok(text.length > 0);
       assert.deepEqual(archives(dirs).length, 1, 'still only the seeded archive');
@@ -118,8 +132,7 @@ export const checks: UiCheck[] = [
 
       const db = path.join(dirs.workspace, 'app.db');
       const before = query<{ n: number }>(db, 'SELECT count(*) AS n FROM items;')[0].n;
-      await openViewContainer(page, 'Lifeboat');
-      const rows = await readTreeRows(page, 'Backups');
+      const rows = await waitForTree(page, (r) => r.some((x) => x.level === 3), 'the tree shows no backup row');
       const idx = rows.findIndex((r) => r.level === 3);
       await treeList(page, 'Backups').locator('.monaco-list-row').nth(idx).click({ button: 'right' });
       const item = page.locator('.context-view .action-item', { hasText: 'Restore Backup...' }).first();
@@ -128,7 +141,10 @@ export const checks: UiCheck[] = [
       assert.match((await item.getAttribute('class')) ?? '', /\bdisabled\b/, 'Restore Backup... is enabled in the context menu');
       await item.click({ force: true });
       await page.keyboard.press('Escape');
-      await page.waitForTimeout(1000);
+      await page.locator('.context-view .action-item').first().waitFor({ state: 'hidden' });
+      // A restore that did start would ask in a dialog before the extension host does
+      // anything else; a round trip through it comes after that.
+      await extensionRoundTrip(page, dirs);
       assert.equal(await page.locator('.monaco-dialog-box').count(), 0, 'a restore dialog opened');
       assert.equal(query<{ n: number }>(db, 'SELECT count(*) AS n FROM items;')[0].n, before);
       assert.deepEqual(archives(dirs).filter((n) => n.endsWith('-pre-restore.zip')), []);
@@ -152,12 +168,13 @@ export const checks: UiCheck[] = [
       const buttons = (await dialog.locator('.monaco-button').allTextContents()).map((b) => b.trim());
       assert.ok(buttons.includes('Cancel'), `the trust dialog's buttons: ${buttons.join(' | ')}`);
       log(`VS Code refused: "${text.slice(text.indexOf('Do you trust'), text.indexOf('If you'))}" [${buttons.join(' | ')}]`);
-      await page.waitForTimeout(500);
+      await animationsDone(dialog);
       await screenshot('lifeboat-restricted-task-trust', dialog);
       await dialog.locator('.monaco-button', { hasText: /^Cancel$/ }).click();
       await dialog.waitFor({ state: 'hidden' });
-      // Grace for a task that would start anyway: no task list, no terminal, no backup.
-      await page.waitForTimeout(2000);
+      // A task that would start anyway (no task list, no terminal, no backup) would do so
+      // as the dialog closes; a round trip through the extension host comes after that.
+      await extensionRoundTrip(page, dirs);
       assert.equal(await page.locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: 'migrate' }).count(), 0, 'a task list opened after Cancel');
       assert.equal(await page.locator('.part.panel .terminal-wrapper').count(), 0, 'a task terminal opened');
       assert.deepEqual(archives(dirs), before, 'a backup archive appeared');

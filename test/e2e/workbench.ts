@@ -9,6 +9,7 @@ import {
   readStatusBar,
   readTreeRows,
   runCommand,
+  until,
   type UiCheck,
 } from '../../scripts/vscode/harness';
 
@@ -43,8 +44,16 @@ export const checks: UiCheck[] = [
     async run({ page }) {
       await runCommand(page, SETTINGS_TITLE);
       await page.locator('.settings-editor').waitFor({ state: 'visible' });
-      const tab = page.locator('.tabs-container .tab.active .label-name');
-      assert.equal((await tab.textContent())?.trim(), 'Settings');
+      // VS Code 1.13x opens the Settings editor in a modal editor (workbench.editor.useModal
+      // "some") titled like its tab; older ones open it as the active tab.
+      const modal = page.locator('.modal-editor-part[role="dialog"]');
+      const titles = async (): Promise<string[]> =>
+        (await page.locator('.modal-editor-part #modal-editor-title .label-name, .tabs-container .tab.active .label-name').allTextContents()).map((t) => t.trim());
+      await until(page, titles, (t) => t.includes('Settings'), 'no editor titled "Settings" (modal or active tab)', 15_000);
+      if (await modal.isVisible()) {
+        await modal.locator('.action-label.codicon-close').first().click();
+        await modal.waitFor({ state: 'hidden' });
+      }
     },
   },
   {

@@ -5,7 +5,9 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFi
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ensureBuilt, lifeboat } from '../fixtures/cli';
-import { dumpHash, leaveWalFrames, makeDb, makeShapesDb, query, sqlite, startShell, tempDir } from '../fixtures/sqlite';
+import { dumpHash, leaveWalFrames, makeDb, makeShapesDb, query, sqlite, tempDir } from '../fixtures/sqlite';
+import { nodeSqlite } from '../../src/core/sqlite/nodeSqlite';
+import { startApp } from '../fixtures/appProcess';
 
 /** The logical content of a live database (db + -wal), without letting sqlite3 checkpoint the original. */
 function liveDumpHash(db: string, scratch: string): string {
@@ -50,7 +52,11 @@ describe('CLI round trips on many shapes', () => {
       assert.equal(v.code, 0, v.stdout + v.stderr);
       const vr = JSON.parse(v.stdout);
       assert.equal(vr.ok, true);
-      assert.ok(vr.results[0].notChecked.some((n: string) => n.includes('docs')), 'FTS5 table is reported as not checked');
+      // The engine follows the runtime the CLI runs on: SQLite itself checks FTS5, sql.js cannot.
+      const engine = nodeSqlite() ? 'node:sqlite' : 'sql.js';
+      assert.equal(vr.results[0].engine.name, engine);
+      if (engine === 'node:sqlite') assert.deepEqual(vr.results[0].notChecked, [], 'SQLite checks the FTS5 table');
+      else assert.ok(vr.results[0].notChecked.some((n: string) => n.includes('docs')), 'FTS5 table is reported as not checked');
 
       const out = path.join(dir, 'restored.db');
       const r = await lifeboat(['restore', archive, '--to', out]);
@@ -134,14 +140,13 @@ describe('CLI restore over the original', () => {
     leaveWalFrames(db, "INSERT INTO items(name) VALUES ('after the backup');");
     const damaged = liveDumpHash(db, t.dir);
 
-    const shell = startShell(db);
-    shell.send('SELECT count(*) FROM items;');
-    await new Promise((r) => setTimeout(r, 300));
+    // An app with the database open (its connection is open once it has answered).
+    const app = await startApp(db);
     const refused = await lifeboat(['restore', b.stdout.trim()]);
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /looks in use/);
+    assert.match(refused.stderr, /in use|open/);
     assert.match(refused.stderr, /app\.db/);
-    await shell.close();
+    await app.close();
     assert.equal(liveDumpHash(db, t.dir), damaged, 'a refused restore changes nothing');
 
     const r = await lifeboat(['restore', b.stdout.trim(), '--json']);

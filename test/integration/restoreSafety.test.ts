@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ensureBuilt, lifeboat } from '../fixtures/cli';
+import { startApp } from '../fixtures/appProcess';
 import { dumpHash, makeDb, sqlite, startShell, tempDir } from '../fixtures/sqlite';
 
 before(() => ensureBuilt());
@@ -24,26 +26,31 @@ describe('restore safety', () => {
     makeDb(db, { wal: true, rows: 20 });
     const archive = await backupOf(db);
     symlinkSync(real, path.join(t.dir, 'link'));
-    const shell = startShell(db);
+    // startApp returns once the app has read the database: its connection is open.
+    const app = await startApp(db);
     try {
-      shell.send('SELECT count(*) FROM items;');
-      await new Promise((r) => setTimeout(r, 300));
       const r = await lifeboat(['restore', archive, '--to', path.join(t.dir, 'link', 'app.db')]);
       assert.equal(r.code, 1, r.stdout);
-      assert.match(r.stderr, /looks in use/);
+      assert.match(r.stderr, new RegExp(`real/app\\.db looks in use \\(pid ${app.pid} \\(sqlite3\\) has app\\.db open\\)`));
       assert.ok(existsSync(`${db}-wal`) || existsSync(`${db}-shm`), "the app's sidecars are untouched");
     } finally {
-      await shell.close();
+      await app.close();
     }
   });
 
-  test("the restored file keeps the old file's permissions", async () => {
+  test("a database nothing has open is replaced by rename: page for page the backup's image, with the old file's permissions", async () => {
     const db = path.join(t.dir, 'private.db');
     makeDb(db, { rows: 10 });
     chmodSync(db, 0o600);
-    const archive = await backupOf(db);
-    const r = await lifeboat(['restore', archive]);
+    const b = await lifeboat(['backup', db, '--json']);
+    assert.equal(b.code, 0, b.stderr);
+    const manifest = JSON.parse(b.stdout);
+    sqlite(db, 'DELETE FROM items WHERE id > 3;');
+    const r = await lifeboat(['restore', path.join(t.dir, 'backups', `${manifest.id}.zip`), '--json']);
     assert.equal(r.code, 0, r.stderr);
+    // Also where node:sqlite could write it through SQLite: the rename path is chosen.
+    assert.equal(JSON.parse(r.stdout).method, 'rename');
+    assert.equal(createHash('sha256').update(readFileSync(db)).digest('hex'), manifest.image.sha256);
     assert.equal(statSync(db).mode & 0o777, 0o600);
   });
 

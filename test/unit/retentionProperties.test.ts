@@ -9,7 +9,21 @@ import { rfc3339AtOffset, rfc3339InZone, wallClockIn } from '../../src/core/rete
 import { makeRecord } from '../fixtures/backupRecords';
 
 // LIFEBOAT_FC_RUNS raises the count for a longer local hunt; the suite's default stays quick.
-const NUM_RUNS = Number(process.env.LIFEBOAT_FC_RUNS ?? 1000);
+const MIN_RUNS = 100;
+/**
+ * LIFEBOAT_FC_RUNS as a whole number of runs, at least MIN_RUNS: a property checked on
+ * a handful of inputs (or none: "0", "", "abc") would pass without testing anything.
+ * Throws naming the variable otherwise.
+ */
+function numRuns(raw: string | undefined): number {
+  if (raw === undefined) return 1000;
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isSafeInteger(n) || n < MIN_RUNS) {
+    throw new RangeError(`LIFEBOAT_FC_RUNS must be a whole number >= ${MIN_RUNS} (got ${JSON.stringify(raw)})`);
+  }
+  return n;
+}
+const NUM_RUNS = numRuns(process.env.LIFEBOAT_FC_RUNS);
 const runs: Array<[string, number]> = [];
 /** Runs a property with NUM_RUNS and records the count for the summary the lead reports. */
 function check<T>(name: string, prop: fc.IProperty<T>): void {

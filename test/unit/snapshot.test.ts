@@ -1,13 +1,19 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import type { Clock } from '../../src/core/context';
 import { BackupError } from '../../src/core/errors';
 import { JOURNAL_MAGIC } from '../../src/core/sqliteFile';
-import { type SnapshotResult, takeSnapshot } from '../../src/core/snapshot/snapshot';
-import { dumpHash, leaveWalFrames, makeDb, query, sqlite, tempDir } from '../fixtures/sqlite';
+import { readManifest } from '../../src/core/archive/archiveReader';
+import { DEFAULT_SETTINGS } from '../../src/core/config';
+import { Engine } from '../../src/core/engine';
+import { snapshotDatabase } from '../../src/core/snapshot/liveSnapshot';
+import { type SnapshotResult, type SnapshotStrategy, takeSnapshot } from '../../src/core/snapshot/snapshot';
+import { nodeSqlite, nodeSqliteUnavailableReason } from '../../src/core/sqlite/nodeSqlite';
+import { dumpHash, leaveWalFrames, makeDb, query, sqlite, startShell, tempDir } from '../fixtures/sqlite';
 
 const tmp = tempDir('lifeboat-snapshot-');
 after(() => tmp.cleanup());
@@ -258,4 +264,234 @@ test('progress reaches the bytes read and the image is overwritten on a repeat',
   leaveWalFrames(db, `DELETE FROM items WHERE id > 10;`);
   const r = await takeSnapshot(db, out);
   checkImage(out, r, sourceHash(db));
+});
+
+// ---------------------------------------------------------------------------------------
+// The live-snapshot interface (liveSnapshot.ts): SQLite under its lock where node:sqlite
+// loads, the reader above otherwise. Each test names the strategy it expects and checks
+// the result says that strategy ran.
+
+const rt = nodeSqlite();
+const nodeMethods: SnapshotStrategy[] = rt ? (rt.hasBackup ? ['node:sqlite backup', 'node:sqlite vacuum'] : ['node:sqlite vacuum']) : [];
+const autoStrategy: SnapshotStrategy = rt ? (rt.hasBackup ? 'node:sqlite backup' : 'node:sqlite vacuum') : 'reader';
+/** Only where the runtime has no node:sqlite at all (Node 20, LIFEBOAT_SQLITE=fallback); the runtime check below fails a Node 24 run that lost it. */
+const needsSqlite = rt ? {} : { skip: `node:sqlite is not in this runtime (${nodeSqliteUnavailableReason()})` };
+const needsBackup = rt?.hasBackup ? {} : { skip: `node:sqlite backup() is not in this runtime (${rt ? 'no backup()' : nodeSqliteUnavailableReason()})` };
+
+/** Names of the files in `db`'s folder, sorted. */
+const filesBeside = (db: string) => readdirSync(path.dirname(db)).sort();
+
+test('the runtime gets the strategy it should: node:sqlite on Node >= 24 unless switched off, the reader otherwise', async () => {
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major >= 24 && process.env.LIFEBOAT_SQLITE !== 'fallback') assert.ok(rt?.hasBackup, `Node ${process.versions.node} must load node:sqlite with backup()`);
+  if (major <= 20 || process.env.LIFEBOAT_SQLITE === 'fallback') assert.equal(rt, undefined);
+  const db = fresh();
+  makeDb(db, { rows: 50 });
+  const out = path.join(path.dirname(db), 'image.sqlite');
+  const r = await snapshotDatabase(db, out);
+  assert.equal(r.strategy, autoStrategy);
+  assert.equal(r.sqliteVersion, rt?.version);
+  if (rt) assert.equal(r.fallback, undefined);
+  else assert.match(r.fallback ?? '', /node:sqlite is not available|LIFEBOAT_SQLITE=fallback/);
+  checkImage(out, r, sourceHash(db));
+});
+
+test('node:sqlite strategies: rollback and WAL databases (frames still in -wal) at 512, 4096 and 65536-byte pages', needsSqlite, async () => {
+  for (const strategy of nodeMethods) {
+    for (const pageSize of [512, 4096, 65536]) {
+      for (const wal of [false, true]) {
+        const label = `${strategy}, ${pageSize}, ${wal ? 'WAL' : 'rollback'}`;
+        const db = fresh();
+        makeDb(db, { wal, keepWal: wal, pageSize, rows: 200 });
+        if (wal) leaveWalFrames(db, `UPDATE items SET qty = qty + 1000, data = randomblob(700) WHERE id % 3 = 0; DELETE FROM items WHERE id % 7 = 0;`);
+        const sidecars = filesBeside(db);
+        const mainBefore = readFileSync(db);
+        const walBefore = wal ? readFileSync(`${db}-wal`) : undefined;
+        const expected = sourceHash(db);
+        const out = path.join(path.dirname(db), 'image.sqlite');
+        const r = await snapshotDatabase(db, out, { strategy });
+        assert.equal(r.strategy, strategy, label);
+        assert.equal(r.sqliteVersion, rt?.version, label);
+        assert.equal(r.journalMode, wal ? 'wal' : 'rollback', label);
+        assert.equal(r.pageSize, pageSize, label);
+        assert.equal(r.source.size, mainBefore.length, label);
+        checkImage(out, r, expected);
+        // Only read: the main file and WAL are untouched and no file appeared beside them but the image.
+        assert.deepEqual(readFileSync(db), mainBefore, label);
+        if (walBefore) assert.deepEqual(readFileSync(`${db}-wal`), walBefore, label);
+        assert.deepEqual(filesBeside(db), [...sidecars, 'image.sqlite'].sort(), label);
+      }
+    }
+  }
+});
+
+test('backup() output: header bytes 18/19 patched from 2 (WAL) to 1, page count at 28 trusted', needsBackup, async () => {
+  const db = fresh();
+  makeDb(db, { wal: true, keepWal: true, rows: 300 });
+  const out = path.join(path.dirname(db), 'image.sqlite');
+  const r = await snapshotDatabase(db, out, { strategy: 'node:sqlite backup' });
+  assert.equal(r.strategy, 'node:sqlite backup');
+  const h = readFileSync(out);
+  assert.deepEqual([h[18], h[19]], [1, 1]);
+  assert.equal(h.readUInt32BE(28) * r.pageSize, h.length);
+  assert.equal(h.readUInt32BE(92), h.readUInt32BE(24));
+  // SQLite opens it as a rollback-mode database with no sidecar.
+  assert.deepEqual(query(out, 'PRAGMA journal_mode;'), [{ journal_mode: 'delete' }]);
+  for (const s of ['-wal', '-shm', '-journal']) assert.equal(existsSync(out + s), false, s);
+});
+
+test('a WAL database without its sidecars goes to the reader and gets none left behind', needsSqlite, async () => {
+  const base = fresh();
+  makeDb(base, { wal: true, keepWal: true, rows: 80 });
+  const cases: Array<[string, (db: string) => void, RegExp]> = [
+    // A closed WAL database: SQLite removed both sidecars when the last connection closed.
+    ['no -wal, no -shm', () => undefined, /no -wal or -shm/],
+    // Exclusive locking mode, or a -shm deleted by hand: the WAL alone.
+    ['-wal only', (db) => copyFileSync(`${base}-wal`, `${db}-wal`), /a -wal but no -shm/],
+  ];
+  for (const [label, prepare, why] of cases) {
+    for (const strategy of nodeMethods) {
+      const db = fresh('bare');
+      copyFileSync(base, db);
+      prepare(db);
+      const before = filesBeside(db);
+      const expected = sourceHash(db);
+      const out = path.join(tmp.dir, `bare-${n}.image`);
+      const r = await snapshotDatabase(db, out, { strategy });
+      assert.equal(r.strategy, 'reader', `${label}: ${strategy}`);
+      assert.match(r.fallback ?? '', why, label);
+      assert.deepEqual(filesBeside(db), before, `${label}: no sidecar created`);
+      checkImage(out, r, expected);
+    }
+  }
+});
+
+test('a read-only folder: SQLite reads where it can, the reader where it cannot, nothing is created', async () => {
+  // Root ignores permissions, so the snapshots run in a child process as nobody when the tests run as root.
+  const asRoot = process.getuid?.() === 0;
+  const dir = path.join(tmp.dir, `ro-${++n}`);
+  mkdirSync(dir);
+  const outDir = path.join(tmp.dir, `ro-out-${n}`);
+  mkdirSync(outDir);
+  chmodSync(tmp.dir, 0o755);
+  chmodSync(outDir, 0o777);
+  const walDb = path.join(dir, 'wal.db');
+  makeDb(walDb, { wal: true, keepWal: true, rows: 60 });
+  const walOnly = path.join(dir, 'walonly.db');
+  copyFileSync(walDb, walOnly);
+  copyFileSync(`${walDb}-wal`, `${walOnly}-wal`);
+  const rollback = path.join(dir, 'rollback.db');
+  makeDb(rollback, { rows: 60 });
+  const expected = { wal: sourceHash(walDb), walonly: sourceHash(walOnly), rollback: sourceHash(rollback) };
+  const before = readdirSync(dir).sort();
+  chmodSync(dir, 0o555);
+  const script = `
+const { snapshotDatabase } = require(${JSON.stringify(path.resolve(__dirname, '../../src/core/snapshot/liveSnapshot.js'))});
+(async () => {
+  const out = {};
+  for (const name of ['wal', 'walonly', 'rollback']) {
+    const r = await snapshotDatabase(${JSON.stringify(dir)} + '/' + name + '.db', ${JSON.stringify(outDir)} + '/' + name + '.image', { strategy: process.argv[1] });
+    out[name] = { strategy: r.strategy, fallback: r.fallback };
+  }
+  process.stdout.write(JSON.stringify(out));
+})().catch((e) => { process.stderr.write(String(e.stack)); process.exit(1); });`;
+  try {
+    for (const strategy of nodeMethods.length ? nodeMethods : ['reader']) {
+      const res = spawnSync(process.execPath, ['-e', script, strategy], { encoding: 'utf8', ...(asRoot ? { uid: 65534, gid: 65534 } : {}) });
+      assert.equal(res.status, 0, res.stderr);
+      const got = JSON.parse(res.stdout) as Record<string, { strategy: string; fallback?: string }>;
+      // With both sidecars there (a live app, or one that crashed), SQLite reads a read-only folder.
+      assert.equal(got.wal.strategy, strategy);
+      assert.equal(got.rollback.strategy, strategy);
+      assert.equal(got.walonly.strategy, 'reader');
+      if (strategy !== 'reader') assert.match(got.walonly.fallback ?? '', /-wal but no -shm/);
+      for (const [name, hash] of Object.entries(expected)) {
+        const image = path.join(outDir, `${name}.image`);
+        const alone = fresh('roimage');
+        copyFileSync(image, alone);
+        assert.equal(dumpHash(alone), hash, `${strategy}: ${name}`);
+      }
+      assert.deepEqual(readdirSync(dir).sort(), before, `${strategy}: nothing created in the read-only folder`);
+    }
+  } finally {
+    chmodSync(dir, 0o755);
+  }
+});
+
+test('a crashed writer\'s hot journal: SQLite may not roll it back read-only, so the reader decides (busy, naming the journal)', needsSqlite, async () => {
+  const db = fresh();
+  makeDb(db, { rows: 20 });
+  writeFileSync(`${db}-journal`, Buffer.concat([JOURNAL_MAGIC, Buffer.alloc(1016)]));
+  const journal = readFileSync(`${db}-journal`);
+  const out = path.join(path.dirname(db), 'image.sqlite');
+  await assert.rejects(snapshotDatabase(db, out, { strategy: autoStrategy, clock: recordingClock(), maxAttempts: 3 }), (e) => {
+    assert.ok(BackupError.is(e, 'busy'), String(e));
+    assert.match(e.message, /hot journal/);
+    assert.ok(e.message.includes(db), e.message);
+    return true;
+  });
+  assert.deepEqual(readFileSync(`${db}-journal`), journal, 'the journal was left for the app to roll back');
+  assert.equal(existsSync(out), false);
+});
+
+test('node:sqlite: a writer holding the lock past the busy timeout gives busy, naming the database; then it works', needsSqlite, async () => {
+  const db = fresh();
+  makeDb(db, { rows: 20 });
+  const shell = startShell(db);
+  const locked = new Promise<void>((resolve) => shell.proc.stdout.on('data', (d) => String(d).includes('locked') && resolve()));
+  shell.send(`BEGIN EXCLUSIVE; INSERT INTO items(name) VALUES ('held'); SELECT 'locked';`);
+  const out = path.join(path.dirname(db), 'image.sqlite');
+  try {
+    await locked;
+    await assert.rejects(snapshotDatabase(db, out, { strategy: autoStrategy, busyTimeoutMs: 200 }), (e) => {
+      assert.ok(BackupError.is(e, 'busy'), String(e));
+      assert.ok(e.message.includes(db), e.message);
+      assert.match(e.message, /could not get a read lock on it within 0\.2 s/);
+      return true;
+    });
+    assert.equal(existsSync(out), false);
+    shell.send('COMMIT;');
+  } finally {
+    assert.equal(await shell.close(), 0);
+  }
+  const r = await snapshotDatabase(db, out, { strategy: autoStrategy });
+  assert.equal(r.strategy, autoStrategy);
+  assert.deepEqual(query(out, `SELECT count(*) AS c FROM items WHERE name = 'held';`), [{ c: 1 }]);
+});
+
+test('node:sqlite: progress in phase snapshot; cancelling stops the worker, removes the output and releases the lock', needsSqlite, async () => {
+  const db = fresh('big');
+  makeDb(db, { rows: 20 });
+  sqlite(db, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 4000) INSERT INTO items(name, data) SELECT 'b', randomblob(4000) FROM n;`);
+  const out = path.join(path.dirname(db), 'image.sqlite');
+  const seen: Array<{ phase: string; done: number; total: number }> = [];
+  const r = await snapshotDatabase(db, out, { strategy: autoStrategy, onProgress: (p) => seen.push(p) });
+  assert.equal(r.strategy, autoStrategy);
+  assert.ok(seen.length >= 2 && seen.every((p) => p.phase === 'snapshot' && p.total === statSync(db).size), JSON.stringify(seen));
+  assert.equal(seen.at(-1)?.done, statSync(db).size);
+
+  for (const strategy of nodeMethods) {
+    const ac = new AbortController();
+    await assert.rejects(
+      snapshotDatabase(db, out, { strategy, signal: ac.signal, onProgress: () => ac.abort() }),
+      (e) => BackupError.is(e, 'cancelled'),
+      strategy,
+    );
+    assert.equal(existsSync(out), false, strategy);
+    assert.equal(existsSync(`${out}-journal`), false, strategy);
+    // No busy timeout: this fails at once if the cancelled worker still held its read lock.
+    sqlite(db, `PRAGMA busy_timeout = 0; BEGIN EXCLUSIVE; DELETE FROM items WHERE id = 1; COMMIT;`);
+  }
+});
+
+test('the backup manifest records the strategy and the SQLite version', async () => {
+  const db = fresh();
+  makeDb(db, { wal: true, keepWal: true, rows: 40 });
+  const dir = path.join(path.dirname(db), 'backups');
+  const res = await new Engine().backup(db, { dir, kind: 'manual', settings: DEFAULT_SETTINGS, rotate: false });
+  const m = await readManifest(res.record.path);
+  assert.equal(m.source.snapshot?.strategy, autoStrategy);
+  assert.equal(m.source.snapshot?.sqliteVersion, rt?.version);
+  if (rt) assert.equal(m.source.snapshot?.fallback, undefined);
+  else assert.ok(m.source.snapshot?.fallback);
 });

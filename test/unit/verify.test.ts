@@ -4,6 +4,7 @@ import {
   closeSync,
   copyFileSync,
   existsSync,
+  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -15,32 +16,44 @@ import {
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import initSqlJs from 'sql.js';
-import { type Clock, systemClock } from '../../src/core/context';
+import type { Clock } from '../../src/core/context';
 import { BackupError } from '../../src/core/errors';
 import type { VerifyReport } from '../../src/core/model';
 import { isoLocal } from '../../src/core/time';
 import { checkHeader, schemaFingerprint, verifyBytes, virtualTableModule } from '../../src/core/verify/checks';
 import { compareWithManifest, locateDist, sqlJsVersion, verifyImage, type VerifyOptions } from '../../src/core/verify/verifier';
+import { REPO } from '../fixtures/cli';
 import { makeDb, query, sqlite, tempDir } from '../fixtures/sqlite';
+import { corruptFts5, corruptRtree, expectedEngine, makeVirtualTablesDb } from './verifyFixtures';
 
-const ROOT = path.resolve(__dirname, '../../..');
+const ROOT = REPO;
 const FIXED = new Date('2026-11-26T08:07:12.345Z');
 const fixedClock: Clock = { now: () => new Date(FIXED), sleep: async () => {} };
 const FULL: VerifyOptions = { mode: 'full', quickCheckAboveBytes: 1 << 30, maxBytes: 1 << 30, clock: fixedClock };
 
-/** Rebuilds dist/ when the worker bundle is missing or older than its sources. */
+/**
+ * The engine this run must verify with, decided from the runtime and the environment
+ * without asking the code under test: every test below asserts it on its reports.
+ */
+const ENGINE = expectedEngine();
+const NODE = ENGINE === 'node:sqlite';
+
+/** Rebuilds dist/ when a worker bundle is missing or older than its sources. */
 function ensureBuilt(): void {
-  const bundle = path.join(ROOT, 'dist/verifyWorker.js');
-  const sources = ['worker.ts', 'checks.ts'].map((f) => path.join(ROOT, 'src/core/verify', f));
+  const bundles = ['dist/verifyWorker.js', 'dist/sqliteWorker.js'].map((f) => path.join(ROOT, f));
+  const sources = [
+    ...['worker.ts', 'checks.ts', 'nodeVerify.ts'].map((f) => path.join(ROOT, 'src/core/verify', f)),
+    ...['worker.ts', 'client.ts', 'nodeSqlite.ts'].map((f) => path.join(ROOT, 'src/core/sqlite', f)),
+  ];
   const fresh = () =>
-    existsSync(bundle) &&
+    bundles.every((b) => existsSync(b)) &&
     existsSync(path.join(ROOT, 'dist/sql-wasm.wasm')) &&
-    sources.every((s) => statSync(s).mtimeMs <= statSync(bundle).mtimeMs);
+    sources.every((s) => bundles.every((b) => statSync(s).mtimeMs <= statSync(b).mtimeMs));
   if (fresh()) return;
   try {
     execFileSync(process.execPath, ['esbuild.mjs'], { cwd: ROOT, stdio: 'pipe' });
   } catch (e) {
-    // Other bundles may be broken while their owners work; only the worker matters here.
+    // Other bundles may be broken while their owners work; only the workers matter here.
     if (!fresh()) throw e;
   }
 }
@@ -117,8 +130,9 @@ describe('healthy databases', () => {
     assert.deepEqual(r.notChecked, []);
     assert.equal(r.foreignKeyViolations, 0);
     assert.match(r.schemaFingerprint, /^[0-9a-f]{64}$/);
-    assert.equal(r.engine.name, 'sql.js');
+    assert.equal(r.engine.name, ENGINE);
     assert.match(r.engine.sqliteVersion, /^3\.\d+\.\d+$/);
+    if (NODE) assert.equal(r.engine.sqliteVersion, process.versions.sqlite, "the runtime's own SQLite");
     assert.equal(r.checkedAt, isoLocal(FIXED));
     assert.equal(r.durationMs, 0);
     assert.equal(r.probe, undefined);
@@ -149,21 +163,51 @@ describe('healthy databases', () => {
     ]);
   });
 
-  test('an image still marked as WAL (header bytes 18-19 = 2) verifies without its -wal', async () => {
-    const wal = path.join(dir, 'wal.db');
+  test('an image still marked as WAL (header bytes 18-19 = 2) verifies without its -wal, and gets none', async () => {
+    const sub = path.join(dir, 'walimage');
+    mkdirSync(sub);
+    const wal = path.join(sub, 'wal.db');
     makeDb(wal, { wal: true, rows: 50 });
     assert.ok(!existsSync(`${wal}-wal`), 'the shell checkpointed and removed the -wal on close');
+    assert.equal(readFileSync(wal)[18], 2, 'the header says WAL');
+    const before = readFileSync(wal);
     const r = await verifyImage(wal, FULL);
+    assert.equal(r.engine.name, ENGINE);
     assert.equal(r.status, 'ok', r.problems.join('\n'));
     assert.equal(r.rowCounts.items, 50);
+    // A read-only connection to a WAL file would create -wal and -shm and leave them.
+    assert.deepEqual(readdirSync(sub), ['wal.db'], 'nothing is left beside the image');
+    assert.ok(readFileSync(wal).equals(before), 'not a byte of the image changed');
   });
 
-  test('sqlJsVersion reports the engine version and is cached', async () => {
+  test('a rollback-mode image is not written to and gets no sidecar either', async () => {
+    const sub = path.join(dir, 'rollbackimage');
+    mkdirSync(sub);
+    const img = copy('rollbackimage/img.db');
+    const before = readFileSync(img);
+    const r = await verifyImage(img, { ...FULL, probeQuery: 'SELECT count(*) FROM items' });
+    assert.equal(r.engine.name, ENGINE);
+    assert.equal(r.status, 'ok', r.problems.join('\n'));
+    assert.deepEqual(readdirSync(sub), ['img.db']);
+    assert.ok(readFileSync(img).equals(before));
+  });
+
+  test('a file name with URI characters (space, #, %, ?, non-ASCII) is verified, not some other file', async () => {
+    const odd = copy('a b#c%20d?e=1&f ünï.db');
+    const r = await verifyImage(odd, FULL);
+    assert.equal(r.engine.name, ENGINE);
+    assert.equal(r.status, 'ok', r.problems.join('\n'));
+    assert.equal(r.rowCounts.items, 3000);
+    assert.ok(!existsSync(path.join(dir, 'a b')), 'nothing created under a truncated name');
+  });
+
+  test('the report names the engine and its version: sql.js\'s is cached', async () => {
     const v = await sqlJsVersion();
     assert.match(v, /^3\.\d+\.\d+$/);
-    const r = await verifyImage(healthy, { ...FULL, mode: 'quick' });
-    assert.equal(r.engine.sqliteVersion, v);
     assert.equal(sqlJsVersion(), sqlJsVersion(), 'the same cached promise');
+    const r = await verifyImage(healthy, { ...FULL, mode: 'quick' });
+    assert.equal(r.engine.name, ENGINE);
+    assert.equal(r.engine.sqliteVersion, NODE ? process.versions.sqlite : v);
   });
 });
 
@@ -173,6 +217,7 @@ describe('damaged images', () => {
     const pageSize = Number(sqlite(bad, 'PRAGMA page_size;').trim());
     smashPage(bad, leafPageOf(bad, 'items'), pageSize);
     const r = await verifyImage(bad, FULL);
+    assert.equal(r.engine.name, ENGINE);
     assert.equal(r.status, 'failed');
     assert.equal(r.check, 'integrity_check');
     assert.ok(r.problems.length > 1, r.problems.join('\n'));
@@ -236,28 +281,57 @@ describe('damaged images', () => {
 });
 
 describe('what the checks report', () => {
-  test('FTS5 and R-Tree tables are listed as not checked; FTS4 (which sql.js has) is checked', async () => {
+  test(`FTS5 and R-Tree tables are ${NODE ? 'checked by node:sqlite' : 'listed as not checked by sql.js'}; FTS4 (which both have) is checked`, async () => {
     const db = path.join(dir, 'vtab.db');
-    sqlite(
-      db,
-      `CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);
-       INSERT INTO notes(body) VALUES ('alpha'), ('beta');
-       CREATE VIRTUAL TABLE docs USING fts5(body);
-       INSERT INTO docs VALUES ('hello world'), ('goodbye');
-       CREATE VIRTUAL TABLE shapes USING rtree(id, x0, x1);
-       INSERT INTO shapes VALUES (1, 0, 5);
-       CREATE VIRTUAL TABLE old USING fts4(b);
-       INSERT INTO old VALUES ('x');`,
-    );
+    makeVirtualTablesDb(db);
+    sqlite(db, "CREATE VIRTUAL TABLE old USING fts4(b); INSERT INTO old VALUES ('x');");
     const r = await verifyImage(db, FULL);
+    assert.equal(r.engine.name, ENGINE);
     assert.equal(r.status, 'ok', r.problems.join('\n'));
-    assert.deepEqual([...r.notChecked].sort(), ['docs (fts5)', 'shapes (rtree)']);
+    assert.deepEqual([...r.notChecked].sort(), NODE ? [] : ['docs (fts5)', 'shapes (rtree)']);
     for (const vt of ['docs', 'shapes', 'old']) assert.ok(!(vt in r.rowCounts), `${vt} is not counted`);
     assert.equal(r.rowCounts.notes, 2);
     // Shadow tables are ordinary tables and are counted.
-    assert.equal(r.rowCounts.docs_content, 2);
-    assert.equal(r.rowCounts.shapes_rowid, 1);
+    assert.equal(r.rowCounts.docs_content, count(db, 'docs_content'));
+    assert.equal(r.rowCounts.shapes_rowid, count(db, 'shapes_rowid'));
     assert.equal(r.rowCounts.old_content, 1);
+  });
+
+  test(`a damaged FTS5 index is ${NODE ? 'damage' : 'not checked, never ok as checked'}`, async () => {
+    const db = path.join(dir, 'fts-damaged.db');
+    makeVirtualTablesDb(db);
+    corruptFts5(db, 'docs');
+    for (const mode of ['full', 'quick'] as const) {
+      const r = await verifyImage(db, { ...FULL, mode });
+      assert.equal(r.engine.name, ENGINE);
+      if (NODE) {
+        assert.equal(r.status, 'failed', `${mode}: ${r.problems.join('\n')}`);
+        assert.ok(r.problems.some((p) => /fts5/.test(p) && /"docs"/.test(p)), r.problems.join('\n'));
+        assert.ok(!r.notChecked.some((n) => n.startsWith('docs ')), r.notChecked.join('\n'));
+      } else {
+        assert.ok(r.notChecked.includes('docs (fts5)'), r.notChecked.join('\n'));
+        assert.equal(r.status, 'ok', 'sql.js cannot see it: the b-trees are sound');
+      }
+    }
+  });
+
+  test(`a damaged R-Tree node is ${NODE ? 'damage' : 'not checked, never ok as checked'}`, async () => {
+    const db = path.join(dir, 'rtree-damaged.db');
+    makeVirtualTablesDb(db);
+    corruptRtree(db, 'shapes');
+    for (const mode of ['full', 'quick'] as const) {
+      const r = await verifyImage(db, { ...FULL, mode });
+      assert.equal(r.engine.name, ENGINE);
+      if (NODE) {
+        assert.equal(r.status, 'failed', `${mode}: ${r.problems.join('\n')}`);
+        assert.ok(r.problems.includes('In RTree main.shapes:'), r.problems.slice(0, 5).join('\n'));
+        assert.ok(r.problems.some((p) => /on node \d+ is corrupt/.test(p)), r.problems.slice(0, 5).join('\n'));
+        assert.ok(!r.notChecked.some((n) => n.startsWith('shapes ')), r.notChecked.join('\n'));
+      } else {
+        assert.ok(r.notChecked.includes('shapes (rtree)'), r.notChecked.join('\n'));
+        assert.equal(r.status, 'ok', 'sql.js cannot see it: the b-trees are sound');
+      }
+    }
   });
 
   test('tables with awkward names are counted', async () => {
@@ -302,11 +376,22 @@ describe('what the checks report', () => {
 
     const writes = await verifyImage(healthy, { ...FULL, probeQuery: 'DELETE FROM items' });
     assert.equal(writes.status, 'failed', 'verification never writes, not even to its in-memory copy');
+    assert.equal(count(healthy, 'items'), 3000);
+
+    const two = await verifyImage(healthy, { ...FULL, probeQuery: 'SELECT 1; SELECT id FROM items LIMIT 5' });
+    assert.equal(two.engine.name, ENGINE);
+    assert.deepEqual(two.probe, { sql: 'SELECT 1; SELECT id FROM items LIMIT 5', ok: true, rows: 6 }, 'every statement runs');
   });
 
-  test('an image larger than maxBytes is skipped, never ok', async () => {
+  test(`an image larger than maxBytes is ${NODE ? 'verified all the same by node:sqlite (the limit is sql.js\'s)' : 'skipped by sql.js, never ok'}`, async () => {
     const size = statSync(healthy).size;
     const r = await verifyImage(healthy, { ...FULL, maxBytes: size - 1 });
+    assert.equal(r.engine.name, ENGINE);
+    if (NODE) {
+      assert.equal(r.status, 'ok', r.problems.join('\n'));
+      assert.equal(r.rowCounts.items, 3000);
+      return;
+    }
     assert.equal(r.status, 'skipped');
     assert.equal(r.check, 'none');
     assert.match(r.skippedReason ?? '', new RegExp(`${size} bytes.*limit.*${size - 1} bytes`));
@@ -329,6 +414,7 @@ describe('what the checks report', () => {
       verifyImage(db, { ...FULL, mode, quickCheckAboveBytes });
 
     const autoLarge = await verify('auto', size - 1);
+    assert.equal(autoLarge.engine.name, ENGINE);
     assert.equal(autoLarge.check, 'quick_check');
     assert.equal(autoLarge.status, 'ok');
     const autoSmall = await verify('auto', size);
@@ -341,30 +427,39 @@ describe('what the checks report', () => {
 });
 
 describe('the worker', () => {
-  test('the main thread keeps running while the worker verifies ~50 MB', async () => {
+  test('the checks run on another thread: the event loop takes turns while it works (~50 MB)', async () => {
     const db = bigDb();
     const SQL = await initSqlJs({ locateFile: () => locateDist('sql-wasm.wasm') });
     // The same checks on this thread, to compare results with the worker's.
     const inThread = verifyBytes(SQL, readFileSync(db), { check: 'integrity_check' });
     assert.equal(inThread.status, 'ok');
 
-    const period = 5;
-    let ticks = 0;
-    const timer = setInterval(() => ticks++, period);
-    let r: VerifyReport;
-    try {
-      r = await verifyImage(db, { ...FULL, clock: systemClock });
-    } finally {
-      clearInterval(timer);
-    }
+    // Counted, not timed: turns of this thread's event loop taken while the verification
+    // is pending and its worker thread exists. Checks run on this thread would allow none
+    // (they would hold it from start to end, and no thread would have been started).
+    await verifyImage(healthy, FULL);
+    const baseline = threads();
+    let settled = false;
+    const pending = verifyImage(db, FULL).finally(() => {
+      settled = true;
+    });
+    let turns = 0;
+    const WANTED = 20;
+    await new Promise<void>((resolve) => {
+      const turn = () => {
+        if (settled || turns >= WANTED) return resolve();
+        if (threads() > baseline) turns++;
+        setImmediate(turn);
+      };
+      turn();
+    });
+    const r = await pending;
+    assert.equal(turns, WANTED, `${turns} turns while the worker ran`);
+    assert.equal(r.engine.name, ENGINE);
     assert.equal(r.status, 'ok', r.problems.join('\n'));
     assert.equal(r.rowCounts.blobs, 120000);
-    assert.equal(r.schemaFingerprint, inThread.schemaFingerprint);
-    // Ticks expected had the thread been free all along, from the verifier's own duration.
-    // A loaded machine delivers fewer (about a third was seen); running the checks on this
-    // thread let through only the few ticks of the asynchronous start (a few percent).
-    const expected = r.durationMs / period;
-    assert.ok(ticks >= 10 && ticks >= expected / 10, `${ticks} ticks while the worker ran; ${Math.round(expected)} expected`);
+    assert.equal(r.schemaFingerprint, inThread.schemaFingerprint, 'the same fingerprint as sql.js on this thread');
+    assert.deepEqual(r.rowCounts, inThread.rowCounts);
   });
 
   test('aborting terminates the worker and rejects with cancelled', async () => {
@@ -431,6 +526,36 @@ describe('pure helpers', () => {
     const checked = { status: 'ok', schemaFingerprint: 'abc', rowCounts: { t: 1 } } as unknown as VerifyReport;
     assert.deepEqual(compareWithManifest(checked, { schemaFingerprint: '', rowCounts: {} }), [], 'nothing was recorded');
     assert.equal(compareWithManifest(checked, { schemaFingerprint: 'abd', rowCounts: { t: 1 } }).length, 1);
+  });
+
+  test('compareWithManifest compares only what no engine changes, and explains damage another engine could not see', () => {
+    const base: VerifyReport = {
+      status: 'ok',
+      check: 'integrity_check',
+      engine: { name: 'sql.js', sqliteVersion: '3.49.1' },
+      problems: [],
+      foreignKeyViolations: 0,
+      schemaFingerprint: 'f'.repeat(64),
+      rowCounts: { t: 1, docs_data: 4 },
+      notChecked: ['docs (fts5)', 'foreign keys (foreign key mismatch)'],
+      durationMs: 0,
+      checkedAt: '',
+    };
+    const node = { ...base, engine: { name: 'node:sqlite', sqliteVersion: '3.53.4' }, notChecked: [] };
+    assert.deepEqual(compareWithManifest(node, base), [], 'a different notChecked list is no finding');
+    assert.deepEqual(compareWithManifest(base, node), []);
+    assert.deepEqual(compareWithManifest({ ...node, rowCounts: { t: 2, docs_data: 4 } }, base), ['table t: 2 rows, expected 1'], 'row counts are compared across engines');
+
+    const damaged = { ...node, status: 'failed' as const, problems: ['fts5: corruption found reading blob 1 from table "docs"'] };
+    assert.deepEqual(compareWithManifest(damaged, base), [
+      'when the backup was made, sql.js 3.49.1 found this image ok but could not check docs (fts5); node:sqlite 3.53.4 checked them now',
+    ]);
+    assert.deepEqual(compareWithManifest(damaged, { ...base, engine: damaged.engine }), [], 'the same engine: nothing to explain');
+    assert.deepEqual(compareWithManifest({ ...damaged, notChecked: ['docs (fts5: no such tokenizer)'] }, base), [], 'not checked now either');
+    assert.deepEqual(compareWithManifest(damaged, { ...base, notChecked: [] }), [], 'nothing was left unchecked then');
+    assert.deepEqual(compareWithManifest(damaged, { ...base, status: 'failed' }), [], 'the source was already found damaged');
+    const probeOnly = { ...node, status: 'failed' as const, problems: ['probe query failed: no such table: x'] };
+    assert.deepEqual(compareWithManifest(probeOnly, base), [], 'a failing probe is no damage to explain');
   });
 
   test('isoLocal writes local time with its offset and round-trips', () => {

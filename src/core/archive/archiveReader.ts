@@ -272,6 +272,10 @@ function parseManifest(bytes: Buffer, archivePath: string): Manifest {
   if (typeof r.kind !== 'string') wrong.push('kind');
   if (typeof r.created !== 'string' || Number.isNaN(Date.parse(r.created))) wrong.push('created');
   if (!isObj(r.source)) wrong.push('source');
+  else if (r.source.snapshot !== undefined && (!isObj(r.source.snapshot) || typeof r.source.snapshot.strategy !== 'string')) {
+    // Optional (older manifests lack it), but when present it must say which strategy ran.
+    wrong.push('source.snapshot');
+  }
   if (!isObj(r.verification)) wrong.push('verification');
   const img = r.image;
   if (!isObj(img)) wrong.push('image');

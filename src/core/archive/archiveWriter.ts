@@ -12,6 +12,7 @@ import { pipeline as pipelinePromise } from 'node:stream/promises';
 import { ZipFile } from 'yazl';
 import type { ProgressListener } from '../context';
 import { BackupError, fsError } from '../errors';
+import { crashPoint } from '../faults';
 import { destroyStream, fsyncFile, removeQuietly } from '../fsutil';
 import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, IMAGE_ENTRY, MANIFEST_ENTRY, type Manifest } from '../model';
 import { SEAL_PLACEHOLDER, SealingStream } from './archiveSeal';
@@ -79,6 +80,8 @@ export async function writeArchive(
 
   let fh: FileHandle;
   try {
+    // 'w' truncates a file left at outPath. The fsync and the removal on failure pass their points in fsutil.
+    crashPoint('truncate', o.outPath);
     fh = await open(o.outPath, 'w', 0o644);
   } catch (e) {
     throw writeError(e, o.outPath);

@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { crashPoint } from '../faults';
 
 export type LogOp =
   | 'backup.start'
@@ -9,6 +10,7 @@ export type LogOp =
   | 'backup.sourceDamaged'
   | 'verify.ok'
   | 'verify.failed'
+  | 'verify.probeFailed'
   | 'restore.start'
   | 'restore.ok'
   | 'restore.failed'
@@ -76,10 +78,13 @@ export class BackupLog {
     }
     if (size < this.maxBytes) return;
     for (let i = this.keep - 1; i >= 1; i--) {
+      crashPoint('rename', this.rotated(i + 1));
       await fs.rename(this.rotated(i), this.rotated(i + 1)).catch(() => undefined);
     }
     // Another process may have rotated at the same moment; losing that race is harmless.
+    crashPoint('rename', this.rotated(1));
     await fs.rename(this.file, this.rotated(1)).catch(() => undefined);
+    crashPoint('unlink', this.rotated(this.keep + 1));
     await fs.unlink(this.rotated(this.keep + 1)).catch(() => undefined);
   }
 

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { readManifest } from '../archive/archiveReader';
 import { systemClock, type Clock } from '../context';
 import { BackupError, fsError } from '../errors';
+import { crashPoint } from '../faults';
 import { writeFileAtomic } from '../fsutil';
 import { isoLocal } from '../time';
 import { processAlive } from '../processInfo';
@@ -66,7 +67,10 @@ export class Catalog {
       await fs.access(this.dir, fs.constants?.W_OK ?? 2);
       for (const n of await fs.readdir(this.paths.tmp)) {
         const pid = Number(/\.(\d+)\.[0-9a-f]{8}\./.exec(n)?.[1]);
-        if (Number.isInteger(pid) && pid > 0 && !processAlive(pid)) await fs.rm(path.join(this.paths.tmp, n), { force: true });
+        if (Number.isInteger(pid) && pid > 0 && !processAlive(pid)) {
+          crashPoint('unlink', path.join(this.paths.tmp, n));
+          await fs.rm(path.join(this.paths.tmp, n), { force: true });
+        }
       }
     } catch (e) {
       const err = fsError(e, this.dir, 'preparing the backup directory');

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { systemClock, type Clock } from '../context';
 import { BackupError, fsError } from '../errors';
+import { crashPoint } from '../faults';
 import { processAlive, processStartId } from '../processInfo';
 
 interface LockInfo {
@@ -48,24 +49,63 @@ export async function acquireLock(lockPath: string, o: LockOptions = {}): Promis
   const staleMs = o.staleMs ?? 120_000;
   const info: LockInfo = { pid: process.pid, host: os.hostname(), token: randomUUID(), acquired: clock.now().toISOString(), started: processStartId(process.pid) };
   const text = JSON.stringify(info);
-  const start = Date.now();
-  let delay = 5;
   try {
     await fs.mkdir(path.dirname(lockPath), { recursive: true });
   } catch (e) {
     throw fsError(e, path.dirname(lockPath), 'creating the backup directory');
   }
-  for (;;) {
-    if (o.signal?.aborted) throw new BackupError('cancelled', 'cancelled while waiting for the backup directory lock');
+  // The lock appears whole or not at all: its content is written and synced under a
+  // private name first and then hard-linked into place (link fails with EEXIST while
+  // another holder has it). A holder killed between creating the lock and writing it
+  // would otherwise leave an empty lock that nobody could prove dead for `staleMs`.
+  const draft = `${lockPath}.${process.pid}-${info.token}.draft`;
+  try {
+    await fs.writeFile(draft, text, { flag: 'wx' });
+    const fh = await fs.open(draft, 'r+');
     try {
-      const fh = await fs.open(lockPath, 'wx');
-      try {
-        await fh.writeFile(text);
-        await fh.sync();
-      } finally {
-        await fh.close();
+      crashPoint('fsync', draft);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    await fs.rm(draft, { force: true }).catch(() => undefined);
+    throw fsError(e, lockPath, 'taking the backup directory lock');
+  }
+  try {
+    await takeLock(lockPath, draft, staleMs, timeoutMs, o.signal);
+  } finally {
+    crashPoint('unlink', draft);
+    await fs.rm(draft, { force: true }).catch(() => undefined);
+  }
+  await removeDeadDrafts(lockPath);
+  const heartbeat = setInterval(() => {
+    const now = new Date();
+    fs.utimes(lockPath, now, now).catch(() => undefined);
+  }, Math.max(1000, staleMs / 4));
+  heartbeat.unref();
+  return async () => {
+    clearInterval(heartbeat);
+    try {
+      const current = JSON.parse(await fs.readFile(lockPath, 'utf8')) as LockInfo;
+      if (current.token === info.token) {
+        crashPoint('unlink', lockPath);
+        await fs.unlink(lockPath);
       }
-      break;
+    } catch {
+      // already gone or broken by another process after we went stale: nothing to release
+    }
+  };
+}
+
+async function takeLock(lockPath: string, draft: string, staleMs: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+  const start = Date.now();
+  let delay = 5;
+  for (;;) {
+    if (signal?.aborted) throw new BackupError('cancelled', 'cancelled while waiting for the backup directory lock');
+    try {
+      await fs.link(draft, lockPath);
+      return;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fsError(e, lockPath, 'taking the backup directory lock');
     }
@@ -84,20 +124,24 @@ export async function acquireLock(lockPath: string, o: LockOptions = {}): Promis
     await new Promise((r) => setTimeout(r, delay + Math.random() * delay));
     delay = Math.min(delay * 2, 250);
   }
-  const heartbeat = setInterval(() => {
-    const now = new Date();
-    fs.utimes(lockPath, now, now).catch(() => undefined);
-  }, Math.max(1000, staleMs / 4));
-  heartbeat.unref();
-  return async () => {
-    clearInterval(heartbeat);
-    try {
-      const current = JSON.parse(await fs.readFile(lockPath, 'utf8')) as LockInfo;
-      if (current.token === info.token) await fs.unlink(lockPath);
-    } catch {
-      // already gone or broken by another process after we went stale: nothing to release
-    }
-  };
+}
+
+/** Removes drafts of the lock left by processes of this host that died before removing theirs. */
+async function removeDeadDrafts(lockPath: string): Promise<void> {
+  const dir = path.dirname(lockPath);
+  const prefix = `${path.basename(lockPath)}.`;
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = name.startsWith(prefix) ? /^(\d+)-[0-9a-f-]+\.draft$/.exec(name.slice(prefix.length)) : null;
+    if (!m || Number(m[1]) === process.pid || processAlive(Number(m[1]))) continue;
+    crashPoint('unlink', path.join(dir, name));
+    await fs.rm(path.join(dir, name), { force: true }).catch(() => undefined);
+  }
 }
 
 async function breakIfStale(lockPath: string, staleMs: number): Promise<void> {
@@ -122,6 +166,7 @@ async function breakIfStale(lockPath: string, staleMs: number): Promise<void> {
   // one succeeds, and a fresh lock taken meanwhile by a third is put back untouched.
   const aside = `${lockPath}.stale-${randomUUID()}`;
   try {
+    crashPoint('rename', aside);
     await fs.rename(lockPath, aside);
   } catch {
     return;
@@ -130,5 +175,6 @@ async function breakIfStale(lockPath: string, staleMs: number): Promise<void> {
   if (moved !== raw) {
     await fs.link(aside, lockPath).catch(() => undefined);
   }
+  crashPoint('unlink', aside);
   await fs.unlink(aside).catch(() => undefined);
 }

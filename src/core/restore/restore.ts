@@ -6,14 +6,21 @@ import { Catalog } from '../catalog/catalog';
 import { archiveId } from '../catalog/layout';
 import type { Engine, RestoreOptions, RestoreResult } from '../engine';
 import { BackupError, fsError } from '../errors';
+import { crashPoint } from '../faults';
 import { canonicalPath, fsyncDir, fsyncFile, removeQuietly } from '../fsutil';
-import type { BackupRecord } from '../model';
+import type { BackupRecord, Manifest } from '../model';
 import { processAlive } from '../processInfo';
 import { takeSnapshot } from '../snapshot/snapshot';
-import { hasHotJournal } from '../sqliteFile';
+import { runSqliteJob } from '../sqlite/client';
+import { withSqliteLock } from '../sqlite/liveGate';
+import { hasHotJournal, readDbHeader } from '../sqliteFile';
 import { verifyOptions } from '../verify/fromSettings';
 import { verifyImage } from '../verify/verifier';
-import { databaseInUse } from './inUse';
+import { databaseInUse, restoreInUseSupport, type InUse } from './inUse';
+import type { RestoreJobResult } from './nodeRestore';
+
+/** How long the SQLite path waits for the app's locks. */
+const BUSY_TIMEOUT_MS = 10_000;
 
 async function sizeOf(p: string): Promise<number | undefined> {
   try {
@@ -26,10 +33,57 @@ async function sizeOf(p: string): Promise<number | undefined> {
 /** Temp files beside the target carry this marker and the writer's pid. */
 const RESTORE_MARK = '.lifeboat-restore-';
 
-async function refuseIfInUse(target: string): Promise<void> {
-  const use = await databaseInUse(target);
-  if (use.inUse) {
-    throw new BackupError('inUse', `${target} looks in use (${use.evidence.join('; ')}); close the app using it, or use --force`, { path: target });
+/**
+ * Throws unless a database that `use` found open may be restored now: only with `force`,
+ * and only through SQLite. Replacing the file under a running app would lose its writes
+ * (it keeps writing to the old file), so `force` never means that.
+ */
+function assertMayRestoreInUse(target: string, use: InUse, force: boolean | undefined): void {
+  const support = restoreInUseSupport();
+  const who = use.evidence.join('; ');
+  if (!support.ok) {
+    // Only sidecars (other users' processes could not be looked into): they may be left by a crash.
+    const leftovers = use.byProcess
+      ? ''
+      : `. If no app has it open (files left by a crash), open it once with SQLite (e.g. sqlite3 ${path.basename(target)} "PRAGMA quick_check") so that it recovers and removes them`;
+    throw new BackupError(
+      'inUse',
+      `${target} looks in use (${who}): stop the app using it, then restore again. Lifeboat cannot restore into a database that another process has open on this runtime (${support.why}), and replacing the file under a running app would lose the app's next writes; --force does not change that${leftovers}`,
+      { path: target },
+    );
+  }
+  if (!force) {
+    throw new BackupError(
+      'inUse',
+      `${target} looks in use (${who}): stop the app using it, or use --force to restore through SQLite while it runs (its connections then see the restored data and keep their later writes)`,
+      { path: target },
+    );
+  }
+}
+
+/**
+ * Before anything is written: what the SQLite path cannot do with this target. A target
+ * that is not readable SQLite cannot be written through SQLite, and a WAL database cannot
+ * change its page size.
+ */
+async function assertSqlitePathFits(target: string, manifest: Manifest, use: InUse): Promise<void> {
+  let header;
+  try {
+    header = await readDbHeader(target);
+  } catch (e) {
+    if (!BackupError.is(e, 'notSqlite') && !BackupError.is(e, 'encrypted')) throw e;
+    throw new BackupError(
+      e.reason,
+      `${e.message}, and it is open in another process (${use.evidence.join('; ')}): stop the app using it, then restore again with --force (its raw bytes are then kept)`,
+      { path: target },
+    );
+  }
+  if (header.writeVersion === 2 && header.pageSize !== manifest.image.pageSize) {
+    throw new BackupError(
+      'inUse',
+      `${target} is open in WAL mode (${use.evidence.join('; ')}) with ${header.pageSize}-byte pages and the backup has ${manifest.image.pageSize}-byte pages: SQLite cannot change the page size of a WAL database while it is in use. Stop the app using it, then restore again (the file is then replaced); nothing was changed`,
+      { path: target },
+    );
   }
 }
 
@@ -44,9 +98,11 @@ async function refuseIfHotJournal(target: string): Promise<void> {
   }
 }
 
-/** Removes a sidecar and proves it is gone: a stale WAL beside the new file would be replayed into it. */
+/** Removes a sidecar if it is there: a stale WAL beside the new file would be replayed into it. */
 async function removeSidecar(p: string): Promise<void> {
+  if ((await sizeOf(p)) === undefined) return;
   try {
+    crashPoint('unlink', p);
     await fs.unlink(p);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(e, p, 'removing the old database\'s sidecar file');
@@ -54,9 +110,22 @@ async function removeSidecar(p: string): Promise<void> {
 }
 
 /**
- * See `Engine.restore`. Every step before the final rename leaves the target as it was
- * (logically: a leftover WAL is folded into an equivalent standalone file first), and
- * the rename happens only with no -wal, -shm or hot journal beside the target.
+ * See `Engine.restore`. Two ways to put the image in place:
+ *
+ * - 'rename' (no other process has the target open): every step before the final rename
+ *   leaves the target as it was (logically: a leftover WAL is folded into an equivalent
+ *   standalone file first), and the rename happens only with no -wal, -shm or hot
+ *   journal beside the target. The result is page for page the verified image.
+ * - 'sqlite' (another process has it open, `force`, and the runtime has node:sqlite with
+ *   `backup()`): SQLite's backup API copies the image into the live database in one
+ *   transaction under its locks (nodeRestore.ts), so the app sees the restored data and
+ *   its later writes persist. The file, its inode and its journal mode stay.
+ *
+ * The rename path is used whenever the target is not in use, also where SQLite is
+ * available: it is page-identical to what was verified, writes the database once instead
+ * of twice (journal or WAL, then the file), and works for any page size. Whether the
+ * target is in use is checked again right before each rename over it; if an app opened
+ * it meanwhile, the restore switches to the SQLite path (or refuses).
  */
 export async function restoreArchive(engine: Engine, archive: string, o: RestoreOptions): Promise<RestoreResult> {
   const manifest = await readManifest(archive);
@@ -71,8 +140,13 @@ export async function restoreArchive(engine: Engine, archive: string, o: Restore
     throw fsError(e, targetDir, 'checking the restore target folder');
   }
   const targetExists = (await sizeOf(target)) !== undefined;
-  if (targetExists && !o.force) await refuseIfInUse(target);
-  await refuseIfHotJournal(target);
+  const firstLook: InUse = targetExists ? await databaseInUse(target) : { inUse: false, evidence: [], byProcess: false };
+  if (firstLook.inUse) {
+    assertMayRestoreInUse(target, firstLook, o.force);
+    await assertSqlitePathFits(target, manifest, firstLook);
+  } else {
+    await refuseIfHotJournal(target);
+  }
   await cleanStaleRestoreTemps(targetDir, path.basename(target));
   return engine.queue.run(target, async () => {
     const started = Date.now();
@@ -82,6 +156,8 @@ export async function restoreArchive(engine: Engine, archive: string, o: Restore
     const tmpOld = path.join(targetDir, `${stem}.old`);
     let preRestore: BackupRecord | undefined;
     let rawCopy: string | undefined;
+    let use = firstLook;
+    let written: RestoreJobResult | undefined;
     try {
       o.onProgress?.({ phase: 'extract', done: 0, total: manifest.image.size });
       await extractImage(archive, tmpNew, { signal: o.signal, onProgress: o.onProgress });
@@ -103,7 +179,9 @@ export async function restoreArchive(engine: Engine, archive: string, o: Restore
         } catch (e) {
           if (!BackupError.is(e, 'notSqlite') && !BackupError.is(e, 'encrypted')) throw e;
           // The file being replaced is not readable SQLite (often why one restores): keep
-          // its raw bytes instead of a backup, but only when asked to.
+          // its raw bytes instead of a backup, but only when asked to, and only when no
+          // app has it open (then it cannot be written through SQLite either).
+          if (use.inUse) await assertSqlitePathFits(target, manifest, use);
           if (!o.force) {
             throw new BackupError(e.reason, `${e.message}; no pre-restore backup can be made of it: use --force to keep a raw copy of it in ${dir} and restore over it`, { path: target });
           }
@@ -114,37 +192,64 @@ export async function restoreArchive(engine: Engine, archive: string, o: Restore
           if (await sizeOf(`${target}-wal`)) await fs.copyFile(`${target}-wal`, `${rawCopy}-wal`);
           await archiveCatalog.record({ op: 'restore.start', level: 'warn', db: target, message: `${target} is not readable SQLite; its raw bytes are kept in ${rawCopy}` });
         }
-        // The app may have opened the database while the backup ran.
-        if (!o.force) await refuseIfInUse(target);
-        await refuseIfHotJournal(target);
-        const wal = await sizeOf(`${target}-wal`);
-        if (wal && wal > 0 && !rawCopy) {
-          // The old database's committed frames live in its WAL; fold them into a standalone
-          // copy before the WAL goes, so that a crash from here on leaves the old content.
-          await takeSnapshot(target, tmpOld, { signal: o.signal, clock: engine.clock });
-          await fs.chmod(tmpOld, previous.mode & 0o7777);
-          await fs.rename(tmpOld, target);
-          await fsyncDir(targetDir);
+        // The rename path prepares the swap; the SQLite path (chosen at the first look,
+        // and fine also if the app has closed since) needs nothing more.
+        if (!use.inUse) {
+          await refuseIfHotJournal(target);
+          const wal = await sizeOf(`${target}-wal`);
+          if (wal && wal > 0 && !rawCopy) {
+            // The old database's committed frames live in its WAL; fold them into a standalone
+            // copy before the WAL goes, so that a crash from here on leaves the old content.
+            await takeSnapshot(target, tmpOld, { signal: o.signal, clock: engine.clock });
+            await fs.chmod(tmpOld, previous.mode & 0o7777);
+            // Right before the first rename over the target: has an app opened it meanwhile?
+            use = await lookAgain(target, manifest, o);
+            if (use.inUse) await removeQuietly(tmpOld);
+            else {
+              crashPoint('rename', target);
+              await fs.rename(tmpOld, target);
+              await fsyncDir(targetDir);
+            }
+          }
         }
-        // The restored file keeps the old one's permissions and owner.
-        await fs.chmod(tmpNew, previous.mode & 0o7777);
-        if (process.getuid?.() === 0) await fs.chown(tmpNew, previous.uid, previous.gid).catch(() => undefined);
+        if (!use.inUse) {
+          // The restored file keeps the old one's permissions and owner.
+          await fs.chmod(tmpNew, previous.mode & 0o7777);
+          if (process.getuid?.() === 0) await fs.chown(tmpNew, previous.uid, previous.gid).catch(() => undefined);
+        }
       }
       if (o.signal?.aborted) throw new BackupError('cancelled', 'restore cancelled; nothing was changed');
-      for (const side of ['-wal', '-shm', '-journal']) await removeSidecar(`${target}${side}`);
-      await fsyncDir(targetDir);
-      await fs.rename(tmpNew, target);
-      await fsyncDir(targetDir);
+      // Right before the swap, the last chance to notice an app that opened the database.
+      if (previous && !use.inUse) use = await lookAgain(target, manifest, o);
+      if (use.inUse) {
+        // No open and close of the target's files elsewhere in this process while SQLite
+        // holds its locks on it: POSIX would drop them (see sqlite/liveGate.ts).
+        written = await withSqliteLock(target, () =>
+          runSqliteJob<RestoreJobResult>(
+            { op: 'restore', imagePath: tmpNew, targetPath: target, busyTimeoutMs: BUSY_TIMEOUT_MS },
+            { signal: o.signal, onProgress: o.onProgress, label: target },
+          ),
+        );
+        await removeQuietly(tmpNew);
+      } else {
+        for (const side of ['-wal', '-shm', '-journal']) await removeSidecar(`${target}${side}`);
+        await fsyncDir(targetDir);
+        crashPoint('rename', target);
+        await fs.rename(tmpNew, target);
+        await fsyncDir(targetDir);
+      }
+      const method = written ? 'sqlite' : 'rename';
       const saved = preRestore ? ` (previous state saved as ${preRestore.id})` : rawCopy ? ` (previous file kept raw as ${path.basename(rawCopy)})` : '';
+      const how = written ? ` through SQLite while it was open (${use.evidence.join('; ')})` : '';
       await archiveCatalog.record({
         op: 'restore.ok',
         level: 'info',
         db: target,
         backup: manifest.id,
-        message: `restored ${manifest.id} to ${target} in ${((Date.now() - started) / 1000).toFixed(1)} s${saved}`,
-        detail: { preRestore: preRestore?.id, rawCopy },
+        message: `restored ${manifest.id} to ${target}${how} in ${((Date.now() - started) / 1000).toFixed(1)} s${saved}`,
+        detail: { preRestore: preRestore?.id, rawCopy, method, inUse: written ? use.evidence : undefined },
       });
-      return { target, preRestore, manifest, rawCopy };
+      return { target, preRestore, manifest, rawCopy, method, inUse: written ? use.evidence : undefined };
     } catch (e) {
       await removeQuietly(tmpNew);
       await removeQuietly(tmpOld);
@@ -153,6 +258,20 @@ export async function restoreArchive(engine: Engine, archive: string, o: Restore
       throw err;
     }
   });
+}
+
+/**
+ * Whether the target is in use now, right before a step that would replace its file;
+ * throws when it is and that may not be restored through SQLite (see
+ * `assertMayRestoreInUse` and `assertSqlitePathFits`).
+ */
+async function lookAgain(target: string, manifest: Manifest, o: RestoreOptions): Promise<InUse> {
+  const use = await databaseInUse(target);
+  if (use.inUse) {
+    assertMayRestoreInUse(target, use, o.force);
+    await assertSqlitePathFits(target, manifest, use);
+  }
+  return use;
 }
 
 /** Removes restore temp files left beside the target by processes that are gone. */

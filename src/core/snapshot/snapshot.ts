@@ -31,6 +31,8 @@ import type { BigIntStats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { type Clock, type ProgressListener, systemClock } from '../context';
 import { BackupError, fsError } from '../errors';
+import { withLiveFiles } from '../sqlite/liveGate';
+import type { Manifest } from '../model';
 import {
   type DbHeader,
   DB_HEADER_SIZE,
@@ -79,7 +81,16 @@ export interface SnapshotResult {
   attempts: number;
   /** The main file as observed at the start of the successful attempt. */
   source: { size: number; mtimeMs: number };
+  /** What made the image: SQLite under its own lock, or this lock-free reader. */
+  strategy: SnapshotStrategy;
+  /** sqlite_version() of the SQLite that made the image; absent for the reader (no SQLite involved). */
+  sqliteVersion?: string;
+  /** Why the reader ran on a runtime where SQLite might have (see liveSnapshot.ts); absent otherwise. */
+  fallback?: string;
 }
+
+/** The strategies, as manifests record them. */
+export type SnapshotStrategy = NonNullable<Manifest['source']['snapshot']>['strategy'];
 
 const CHUNK = 4 << 20;
 const DEFAULT_ATTEMPTS = 10;
@@ -97,7 +108,7 @@ interface Observation {
   shm: ShmHeader | undefined;
 }
 
-type Attempt = { ok: true; result: Omit<SnapshotResult, 'attempts' | 'imagePath'> } | { ok: false; why: string };
+type Attempt = { ok: true; result: Omit<SnapshotResult, 'attempts' | 'imagePath' | 'strategy'> } | { ok: false; why: string };
 
 /**
  * Writes to `outPath` a standalone rollback-mode image of the database at `dbPath`
@@ -113,6 +124,11 @@ type Attempt = { ok: true; result: Omit<SnapshotResult, 'attempts' | 'imagePath'
  * safe to repeat and to run while the database is in use; `outPath` is overwritten.
  */
 export async function takeSnapshot(dbPath: string, outPath: string, opts: SnapshotOptions = {}): Promise<SnapshotResult> {
+  // Its opens and closes of the live files must not drop a lock a SQLite job of this process holds.
+  return withLiveFiles(dbPath, () => readSnapshot(dbPath, outPath, opts));
+}
+
+async function readSnapshot(dbPath: string, outPath: string, opts: SnapshotOptions): Promise<SnapshotResult> {
   const clock = opts.clock ?? systemClock;
   const maxAttempts = Math.max(1, Math.floor(opts.maxAttempts ?? DEFAULT_ATTEMPTS));
   const signal = opts.signal;
@@ -151,7 +167,7 @@ export async function takeSnapshot(dbPath: string, outPath: string, opts: Snapsh
         if (opts.fsync !== false) await sync(out, outPath);
         await out.close();
         out = undefined;
-        return { ...r.result, imagePath: outPath, attempts: attempt };
+        return { ...r.result, imagePath: outPath, attempts: attempt, strategy: 'reader' };
       }
       why = r.why;
     }

@@ -63,7 +63,6 @@ function probe(): { runtime: SqliteRuntime | undefined; why: string } {
 function loadModule(): NodeSqlite {
   // A computed specifier: bundlers must leave it to the runtime, and Node 20 must not fail at load time.
   const specifier = ['node', 'sqlite'].join(':');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   return require(specifier) as NodeSqlite;
 }
 

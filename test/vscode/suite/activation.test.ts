@@ -1,6 +1,7 @@
 // Runs inside code-server's extension host with the real `vscode` API.
 import assert from 'node:assert/strict';
 import { existsSync, realpathSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as vscode from 'vscode';
 import { SUITE_ENV } from '../../../scripts/vscode/suiteResult';
@@ -22,6 +23,25 @@ suite('activation', () => {
     assert.ok(ext);
     await ext.activate();
     assert.equal(ext.isActive, true);
+  });
+});
+
+suite('runtime', () => {
+  test('the extension host runs Node 22 or later, where node:sqlite loads', () => {
+    const major = Number(process.versions.node.split('.')[0]);
+    console.log(`extension host: Node ${process.versions.node}, VS Code ${vscode.version}`);
+    assert.ok(major >= 22, `the extension host runs Node ${process.versions.node}`);
+    // The engine takes its node:sqlite path (snapshots, verification, restore) here.
+    const req = createRequire(__filename);
+    const sqlite = req('node:sqlite') as typeof import('node:sqlite');
+    const db = new sqlite.DatabaseSync(':memory:');
+    try {
+      const row = db.prepare('SELECT sqlite_version() AS v').get() as { v: string };
+      assert.match(row.v, /^3\.\d+\.\d+$/);
+      console.log(`node:sqlite: SQLite ${row.v}`);
+    } finally {
+      db.close();
+    }
   });
 });
 

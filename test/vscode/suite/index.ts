@@ -27,7 +27,7 @@ export function run(): Promise<void> {
     .sort();
   for (const f of files) mocha.addFile(path.join(__dirname, f));
   return new Promise((resolve, reject) => {
-    const result: SuiteResult = { passed: 0, failed: 0, failures: [] };
+    const result: SuiteResult = { passed: 0, failed: 0, skipped: 0, failures: [] };
     try {
       const runner = mocha.run(() => {
         console.log(SUITE_RESULT_MARK + JSON.stringify(result));
@@ -36,6 +36,7 @@ export function run(): Promise<void> {
         else resolve();
       });
       runner.on('pass', () => void result.passed++);
+      runner.on('pending', () => void (result.skipped = (result.skipped ?? 0) + 1));
       runner.on('fail', (t, err: unknown) => {
         result.failed++;
         const message = err instanceof Error ? err.message : String(err);
@@ -43,7 +44,7 @@ export function run(): Promise<void> {
       });
     } catch (e) {
       // A test file that throws while loading never reaches mocha's callback.
-      console.log(SUITE_RESULT_MARK + JSON.stringify({ passed: 0, failed: 1, failures: [String(e)] }));
+      console.log(SUITE_RESULT_MARK + JSON.stringify({ passed: 0, failed: 1, skipped: 0, failures: [String(e)] }));
       reject(e);
     }
   });
