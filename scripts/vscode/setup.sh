@@ -83,9 +83,19 @@ prepare_npm() {
   chmod +x "$SETUP_TMP/bin/npm"
 }
 
-# npm with the settings every install here uses; "$@" after `install`.
+# npm with the settings every install here uses; "$@" after `install`. When this script
+# runs under `npm test`, the outer npm (on the system Node) exported its configuration as
+# npm_config_* variables, its user agent among them ("npm/... node/v20 ..."), and the
+# nested npm would take them as its own: code-server's postinstall reads the node version
+# from that user agent and refused "node v20" although Node 24 ran it. So the nested npm
+# starts from none of the outer npm's variables. NPM_NODEDIR, if set, becomes nodedir.
 npm_install() {
-  npm_config_userconfig="$NPMRC" \
+  local inherited=()
+  local v
+  while IFS= read -r v; do inherited+=(-u "$v"); done < <(env | grep -oE '^(npm_[A-Za-z0-9_]+|NODE|INIT_CWD)=' | tr -d '=')
+  env "${inherited[@]}" \
+    ${NPM_NODEDIR:+npm_config_nodedir="$NPM_NODEDIR"} \
+    npm_config_userconfig="$NPMRC" \
     npm_config_yes=true \
     npm_config_ignore_scripts=false \
     npm_config_strict_allow_scripts=false \
@@ -199,7 +209,7 @@ JSON
     cd "$CS_DIR" &&
       PATH="$SETUP_TMP/bin:$(dirname "$NODE24"):$PATH" \
       TMPDIR="$SETUP_TMP" \
-      npm_config_nodedir="$NODE24_HEADERS" \
+      NPM_NODEDIR="$NODE24_HEADERS" \
       npm_install >"$REPO/.cache/code-server-install.log" 2>&1
   ); then
     tail -n 40 "$REPO/.cache/code-server-install.log" >&2
