@@ -528,20 +528,25 @@ export function treeList(page: Page, viewName: string): Locator {
  * enlarge the view for long trees). Empty when the view is not open.
  */
 export async function readTreeRows(page: Page, viewName: string): Promise<TreeRow[]> {
+  // The list renders rows in whatever DOM order it inserted them (a row added by a later
+  // refresh can come first in the DOM); `data-index` is each row's place on screen.
   return treeList(page, viewName)
     .locator('.monaco-list-row')
     .evaluateAll((rows) =>
-      rows.map((r) => {
-        const text = (sel: string): string => (r.querySelector(sel)?.textContent ?? '').trim();
-        const exp = r.getAttribute('aria-expanded');
-        return {
-          label: text('.label-name'),
-          description: text('.label-description'),
-          level: Number(r.getAttribute('aria-level') ?? '1'),
-          expanded: exp === null ? undefined : exp === 'true',
-          ariaLabel: r.getAttribute('aria-label') ?? '',
-        };
-      }),
+      rows
+        .map((r, i) => ({ r, at: Number(r.getAttribute('data-index') ?? i) }))
+        .sort((a, b) => a.at - b.at)
+        .map(({ r }) => {
+          const text = (sel: string): string => (r.querySelector(sel)?.textContent ?? '').trim();
+          const exp = r.getAttribute('aria-expanded');
+          return {
+            label: text('.label-name'),
+            description: text('.label-description'),
+            level: Number(r.getAttribute('aria-level') ?? '1'),
+            expanded: exp === null ? undefined : exp === 'true',
+            ariaLabel: r.getAttribute('aria-label') ?? '',
+          };
+        }),
     );
 }
 
