@@ -22,6 +22,7 @@
 import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { BackupError, fsError } from '../errors';
+import { fsyncFile } from '../fsutil';
 import { runSqliteJob } from '../sqlite/client';
 import { withSqliteLock } from '../sqlite/liveGate';
 import { nodeSqlite, nodeSqliteUnavailableReason } from '../sqlite/nodeSqlite';
@@ -109,7 +110,7 @@ export async function snapshotDatabase(dbPath: string, outPath: string, opts: Li
     // While the worker holds SQLite's read lock, nothing else in this process may open and
     // close the database's files: POSIX would drop the lock (see liveGate.ts).
     r = await withSqliteLock(dbPath, () => runSqliteJob<SnapshotJobResult>(job, { signal: opts.signal, onProgress: opts.onProgress, label: dbPath }));
-    if (r.ok && opts.fsync !== false) await syncFile(outPath);
+    if (r.ok && opts.fsync !== false) await fsyncFile(outPath);
   } catch (e) {
     await removeOutput(outPath);
     throw e;
@@ -158,18 +159,6 @@ async function freshOutput(outPath: string): Promise<void> {
 
 async function removeOutput(outPath: string): Promise<void> {
   await Promise.all([outPath, `${outPath}-journal`].map((p) => fsp.rm(p, { force: true }).catch(() => undefined)));
-}
-
-async function syncFile(p: string): Promise<void> {
-  let fh: FileHandle | undefined;
-  try {
-    fh = await fsp.open(p, 'r+');
-    await fh.sync();
-  } catch (e) {
-    throw fsError(e, p, 'flushing the snapshot');
-  } finally {
-    await fh?.close().catch(() => undefined);
-  }
 }
 
 async function exists(p: string): Promise<boolean> {
