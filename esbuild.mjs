@@ -18,19 +18,8 @@ const common = {
   logLevel: 'warning',
   // ESM entry points first: jsonc-parser's UMD build hides its requires from bundlers.
   mainFields: ['module', 'main'],
-  // yazl's CRC32 through Node's native zlib.crc32 instead of a JavaScript table.
-  alias: { 'buffer-crc32': './src/core/archive/crc32Shim.ts' },
-  plugins: [
-    {
-      // yazl's deflate on several threads (pigz-style blocks); see src/core/archive/yazlZlib.ts.
-      name: 'yazl-parallel-deflate',
-      setup(b) {
-        b.onResolve({ filter: /^zlib$/ }, (args) =>
-          /[\\/]node_modules[\\/]yazl[\\/]/.test(args.importer) ? { path: path.resolve('src/core/archive/yazlZlib.ts') } : undefined,
-        );
-      },
-    },
-  ],
+  // No aliases or plugins: the bundle holds the modules the tests load from source
+  // (the archive compressor is src/core/archive/zipWriter.ts and parallelDeflate.ts).
 };
 
 await mkdir('dist', { recursive: true });

@@ -123,7 +123,7 @@ async function cmdList(argv: string[], engine: Engine): Promise<number> {
   const dir = resolveDir(opts, cfg, db);
   const { records, broken } = await engine.list(dir, db);
   if (opts.json) {
-    json({ dir, backups: records.map((r) => ({ id: r.id, path: r.path, size: r.archiveSize, kind: r.manifest.kind, created: r.manifest.created, source: r.manifest.source.path, verified: isVerified(r), verification: verificationState(r), probeFailed: probeOnlyFailure(r), pinned: !!r.state.pinned, sourceDamaged: r.manifest.sourceDamaged })), broken });
+    json({ dir, backups: records.map((r) => ({ id: r.id, path: r.path, store: r.store, object: r.object, format: r.format, size: r.archiveSize, storedBytes: r.archiveSize, kind: r.manifest.kind, created: r.manifest.created, source: r.manifest.source.path, verified: isVerified(r), verification: verificationState(r), probeFailed: probeOnlyFailure(r), pinned: !!r.state.pinned, sourceDamaged: r.manifest.sourceDamaged })), broken });
     return EXIT.ok;
   }
   if (!records.length) print(`no backups in ${dir}`);

@@ -16,6 +16,7 @@ export type BackupErrorReason =
   | 'tooLarge' // too large for the in-memory verifier
   | 'badConfig' // a setting is invalid
   | 'usage' // a command-line usage error
+  | 'exists' // a store object that must not be replaced already exists
   | 'io'; // any other I/O failure
 
 /**

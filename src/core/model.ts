@@ -134,10 +134,17 @@ export interface BackupState {
 
 /** One backup as listed: its manifest, where it is, and the catalog's state for it. */
 export interface BackupRecord {
+  /** Unique in its store; with `store`, the backup's identity. */
   id: string;
-  /** Absolute path of the .zip. */
+  /** The URL of the store that holds it (`file:///...` for a folder). */
+  store: string;
+  /** The store object that makes it visible (v1: `<id>.zip`). */
+  object: string;
+  /** Its format's short name: 'zip' (v1). */
+  format: string;
+  /** Where that object is, for people and scripts: a local path for a folder store, a URL otherwise. */
   path: string;
-  /** Size of the .zip in bytes. */
+  /** Bytes of the object that makes it visible (v1: the whole zip). */
   archiveSize: number;
   manifest: Manifest;
   state: BackupState;

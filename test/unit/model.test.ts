@@ -6,6 +6,9 @@ import { processAlive, processStartId } from '../../src/core/processInfo';
 function record(status: 'ok' | 'failed' | 'skipped', extra: Partial<BackupRecord['state']> = {}, sourceDamaged = false): BackupRecord {
   return {
     id: 'x',
+    store: 'file:///',
+    object: 'x.zip',
+    format: 'zip',
     path: '/x.zip',
     archiveSize: 1,
     manifest: { sourceDamaged, verification: { status } } as BackupRecord['manifest'],

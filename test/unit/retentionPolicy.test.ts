@@ -203,6 +203,35 @@ test('parsePolicyJson: restic field names; unknown fields and wrong types name t
   refuse(null, 'policy');
 });
 
+test('parsePolicyJson: every field at its limits, only the fields given; each refusal says which field and why', () => {
+  const all = { last: -1, hourly: 0, daily: 7, weekly: 4, monthly: 12, yearly: Number.MAX_SAFE_INTEGER, within: '1y2m3d4h', withinHourly: '0h', withinDaily: '7d', withinWeekly: '2w', withinMonthly: '6m', withinYearly: '10y', tags: [[], ['']] };
+  assert.deepEqual(parsePolicyJson(all), all);
+  assert.deepEqual(Object.keys(parsePolicyJson({ weekly: 2 })), ['weekly'], 'no keys for fields not given');
+  const tags = [['a']];
+  assert.notEqual(parsePolicyJson({ tags }).tags, tags, 'a new list, not the caller\'s');
+
+  const message = (raw: unknown): string => {
+    try {
+      parsePolicyJson(raw);
+    } catch (e) {
+      assert.ok(BackupError.is(e, 'badConfig'), String(e));
+      assert.ok(!e.message.includes('\n'), e.message);
+      return e.message;
+    }
+    assert.fail(`accepted ${JSON.stringify(raw)}`);
+  };
+  assert.match(message({ daily: 7, keep_daily: 7 }), /^policy field "keep_daily" is unknown \(known: last, hourly, .*tags\)$/);
+  assert.equal(message({ monthly: '12' }), 'policy field "monthly" must be a whole number >= -1 (got "12")');
+  assert.equal(message({ last: null }), 'policy field "last" must be a whole number >= -1 (got null)');
+  assert.equal(message({ hourly: 2 ** 53 }), `policy field "hourly" must be a whole number >= -1 (got ${2 ** 53})`);
+  assert.equal(message({ withinWeekly: ['2w'] }), 'policy field "withinWeekly" must be a duration string such as "7d" (got ["2w"])');
+  assert.match(message({ withinMonthly: '6 months' }), /^policy field "withinMonthly": .*6 months/);
+  assert.match(message({ within: '' }), /^policy field "within": /);
+  assert.equal(message({ tags: [['a'], ['b', 3]] }), 'policy field "tags" must be a list of lists of strings at tags.1.1 (got [["a"],["b",3]])');
+  assert.equal(message({ tags: 'a' }), 'policy field "tags" must be a list of lists of strings (got "a")');
+  for (const raw of ['daily', 7, undefined]) assert.match(message(raw), /^policy: expected a JSON object/);
+});
+
 test('an empty policy is recognised; restic keeps nothing under it', () => {
   assert.equal(isEmptyPolicy({}), true);
   assert.equal(isEmptyPolicy({ daily: 0, within: '0d', tags: [] }), true);

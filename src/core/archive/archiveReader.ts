@@ -13,7 +13,8 @@ import * as yauzl from 'yauzl';
 import type { ProgressListener } from '../context';
 import { BackupError, fsError } from '../errors';
 import { destroyStream, fsyncFile, removeQuietly } from '../fsutil';
-import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, IMAGE_ENTRY, MANIFEST_ENTRY, type Manifest } from '../model';
+import { parseManifest } from '../format/manifestSchema';
+import { IMAGE_ENTRY, MANIFEST_ENTRY, type Manifest } from '../model';
 import { isSealComment, verifySeal } from './archiveSeal';
 import { MANIFEST_MAX_BYTES } from './archiveWriter';
 
@@ -160,7 +161,7 @@ async function inspect(archivePath: string, deep: boolean): Promise<Inspected> {
     assertSafeEntry(manifestEntry, ctx);
     if (deep) await checkLocalHeader(zip, manifestEntry, ctx);
     // The version is judged before the rest of the layout, which a newer format may change.
-    const manifest = parseManifest(await readSmallEntry(zip, manifestEntry, ctx), archivePath);
+    const manifest = readManifestJson(await readSmallEntry(zip, manifestEntry, ctx), archivePath);
     for (const entry of entries) assertSafeEntry(entry, ctx);
     const image = byName(IMAGE_ENTRY);
     if (!image) throw bad(archivePath, 'no database.sqlite entry');
@@ -244,48 +245,15 @@ async function readSmallEntry(zip: yauzl.ZipFile, entry: yauzl.Entry, ctx: Entry
   return Buffer.concat(chunks);
 }
 
-function parseManifest(bytes: Buffer, archivePath: string): Manifest {
-  let m: unknown;
+/** Decodes manifest.json and checks it against the schema of the version it declares (see manifestSchema.ts). */
+function readManifestJson(bytes: Buffer, archivePath: string): Manifest {
+  let json: unknown;
   try {
-    m = JSON.parse(utf8.decode(bytes));
+    json = JSON.parse(utf8.decode(bytes));
   } catch (e) {
     throw bad(archivePath, 'manifest.json is not valid UTF-8 JSON', e);
   }
-  if (typeof m !== 'object' || m === null || Array.isArray(m)) throw bad(archivePath, 'manifest.json is not a JSON object');
-  const r = m as Record<string, unknown>;
-  if (r.format !== ARCHIVE_FORMAT) throw bad(archivePath, `not a Lifeboat archive (manifest format ${JSON.stringify(r.format)})`);
-  const v = r.formatVersion;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
-    throw bad(archivePath, `manifest.json has no valid formatVersion (${JSON.stringify(v)})`);
-  }
-  if (v > ARCHIVE_FORMAT_VERSION) {
-    throw new BackupError(
-      'unsupportedFormat',
-      `${archivePath}: archive format version ${v} is newer than this Lifeboat reads (up to ${ARCHIVE_FORMAT_VERSION}); update Lifeboat`,
-      { path: archivePath },
-    );
-  }
-  const wrong: string[] = [];
-  const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
-  const isCount = (x: unknown) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
-  if (typeof r.id !== 'string' || r.id === '') wrong.push('id');
-  if (typeof r.kind !== 'string') wrong.push('kind');
-  if (typeof r.created !== 'string' || Number.isNaN(Date.parse(r.created))) wrong.push('created');
-  if (!isObj(r.source)) wrong.push('source');
-  else if (r.source.snapshot !== undefined && (!isObj(r.source.snapshot) || typeof r.source.snapshot.strategy !== 'string')) {
-    // Optional (older manifests lack it), but when present it must say which strategy ran.
-    wrong.push('source.snapshot');
-  }
-  if (!isObj(r.verification)) wrong.push('verification');
-  const img = r.image;
-  if (!isObj(img)) wrong.push('image');
-  else {
-    if (img.entry !== IMAGE_ENTRY) wrong.push('image.entry');
-    if (!isCount(img.size)) wrong.push('image.size');
-    if (typeof img.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(img.sha256)) wrong.push('image.sha256');
-  }
-  if (wrong.length > 0) throw bad(archivePath, `manifest.json has missing or invalid fields: ${wrong.join(', ')}`);
-  return m as Manifest;
+  return parseManifest(json, archivePath);
 }
 
 /**

@@ -13,7 +13,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 export const SEAL_PREFIX = 'lifeboat-seal sha256:';
 /** Length of the hex digest that ends every sealed archive. */
 export const SEAL_DIGEST_LENGTH = 64;
-/** The comment handed to yazl; `SealingStream` replaces the zeros with the digest. */
+/** The comment handed to the zip writer; `SealingStream` replaces the zeros with the digest. */
 export const SEAL_PLACEHOLDER = SEAL_PREFIX + '0'.repeat(SEAL_DIGEST_LENGTH);
 const SEAL_PATTERN = /^lifeboat-seal sha256:[0-9a-f]{64}$/;
 
@@ -58,7 +58,7 @@ class TailHasher {
 }
 
 /**
- * A pass-through for the zip bytes yazl writes. The zip must end with
+ * A pass-through for the zip bytes the zip writer (zipWriter.ts) writes. The zip must end with
  * `SEAL_PLACEHOLDER` (the comment); the stream writes the real digest in place of its
  * zeros. Errors when the input does not end with the placeholder. One use per archive.
  */

@@ -1,15 +1,15 @@
 /**
  * Writes a Lifeboat archive: a zip holding `database.sqlite` (the snapshot image) and then
  * `manifest.json`, sealed by its comment (see archiveSeal.ts). Everything streams: the
- * image is read in 1 MiB chunks, hashed on the same stream and compressed by zlib's
- * asynchronous streams (yazl), so memory stays bounded and the event loop stays free.
+ * image is read in 1 MiB chunks, hashed on the same stream, checksummed by the native
+ * zlib.crc32 and deflated on several threads (ZipWriter, ParallelDeflateRaw), so memory
+ * stays bounded and the event loop stays free.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { Transform, pipeline, type TransformCallback } from 'node:stream';
 import { pipeline as pipelinePromise } from 'node:stream/promises';
-import { ZipFile } from 'yazl';
 import type { ProgressListener } from '../context';
 import { BackupError, fsError } from '../errors';
 import { crashPoint } from '../faults';
@@ -17,6 +17,7 @@ import { destroyStream, fsyncFile, removeQuietly } from '../fsutil';
 import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, IMAGE_ENTRY, MANIFEST_ENTRY, type Manifest } from '../model';
 import { SEAL_PLACEHOLDER, SealingStream } from './archiveSeal';
 import { EntryDecoder, type DecodedEntry } from './entryDecoder';
+import { ZipWriter, ZipWriterError } from './zipWriter';
 
 /** The largest manifest.json the writer produces and the reader accepts. */
 export const MANIFEST_MAX_BYTES = 4 * 1024 * 1024;
@@ -54,7 +55,7 @@ export interface WriteArchiveOptions {
  * decode to the image without a second pass; 'verifyFailed' when it does not.
  * Returns the image's sha256 and size, the archive's size in bytes, and what the entry
  * decoded to (size, CRC32) for `checkWrittenArchive`, which compares that CRC32 with the
- * one yazl computed on the input.
+ * one the writer computed on the input.
  * Throws BackupError: 'notFound' (no image), 'unwritable', 'diskFull' (partial output
  * removed), 'cancelled', 'badConfig' (level outside 0..9), 'io' (anything else, including
  * a manifest that does not describe the image, or the image changing size while read), or
@@ -104,12 +105,15 @@ export async function writeArchive(
   // An abort during the awaits above fired no event.
   if (o.signal?.aborted) onCallerAbort();
 
-  const zip = new ZipFile();
-  zip.on('error', (e: Error) => {
-    // yazl's only data check: the `size` we declared versus the bytes actually read.
-    const what = /unexpected number of bytes/.test(e.message) ? 'the image changed size while being archived' : e.message;
-    fail(new BackupError('io', `${o.imagePath}: ${what}`, { cause: e, path: o.imagePath }));
-  });
+  const zip = new ZipWriter();
+  const zipFailed = (e: unknown): void => {
+    // The zip's only data check: the `size` we declared versus the bytes actually read.
+    if (ZipWriterError.is(e, 'sizeChanged')) {
+      fail(new BackupError('io', `${o.imagePath}: the image changed size while being archived`, { cause: e, path: o.imagePath }));
+    } else {
+      fail(new BackupError('io', `${o.outPath}: ${(e as Error)?.message ?? String(e)} (write archive)`, { cause: e, path: o.outPath }));
+    }
+  };
 
   const hash = createHash('sha256');
   let done = 0;
@@ -132,8 +136,8 @@ export async function writeArchive(
   pipeline(imageStream, tap, (e) => {
     if (e) fail(fsError(e, o.imagePath, 'read image'));
   });
-  // `size` makes yazl fail when the image grows or shrinks while it is being read.
-  zip.addReadStream(tap, IMAGE_ENTRY, { mtime: imageMtime, mode: ENTRY_MODE, compressionLevel: o.level, size: imageSize });
+  // `size` makes the zip fail when the image grows or shrinks while it is being read.
+  zip.addStream(tap, { name: IMAGE_ENTRY, mtime: imageMtime, mode: ENTRY_MODE, level: o.level, size: imageSize }).catch(zipFailed);
 
   const sealer = new SealingStream();
   // The stream owns and closes the handle; the file is fsynced through a new descriptor.
@@ -142,8 +146,8 @@ export async function writeArchive(
   sealer.on('error', (e) => fail(new BackupError('io', `${o.outPath}: ${e.message} (sealing archive)`, { cause: e, path: o.outPath })));
   // A second reader of the output decodes the image entry while it is written.
   const decoder = new EntryDecoder(imageSize);
-  zip.outputStream.pipe(decoder);
-  const written = pipelinePromise(zip.outputStream, sealer, out, { signal: stop.signal }).catch((e: unknown) =>
+  zip.output.pipe(decoder);
+  const written = pipelinePromise(zip.output, sealer, out, { signal: stop.signal }).catch((e: unknown) =>
     fail(writeError(e, o.outPath)),
   );
 
@@ -158,12 +162,8 @@ export async function writeArchive(
       throw new BackupError('io', `${o.outPath}: manifest.json would be ${json.length} bytes (limit ${MANIFEST_MAX_BYTES})`, { path: o.outPath });
     }
     const created = new Date(manifest.created);
-    zip.addBuffer(json, MANIFEST_ENTRY, {
-      mtime: Number.isNaN(created.getTime()) ? imageMtime : created,
-      mode: ENTRY_MODE,
-      compressionLevel: o.level,
-    });
-    zip.end({ forceZip64Format: false, comment: SEAL_PLACEHOLDER });
+    zip.addBuffer(json, { name: MANIFEST_ENTRY, mtime: Number.isNaN(created.getTime()) ? imageMtime : created, mode: ENTRY_MODE, level: o.level }).catch(zipFailed);
+    zip.finish(SEAL_PLACEHOLDER).catch(zipFailed);
     await Promise.race([written, stopped]);
     if (failure !== undefined) throw failure;
     let decoded: DecodedEntry;

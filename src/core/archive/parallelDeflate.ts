@@ -10,7 +10,8 @@ const WINDOW = 32 * 1024;
  * with a sync flush (byte-aligned, not final), and each block is primed with the last
  * 32 KiB of the input before it as its dictionary, so the ratio stays close to a single
  * stream's. Output order equals input order; memory is bounded by `concurrency` blocks.
- * Drop-in for `zlib.DeflateRaw` where yazl creates one.
+ * The output depends only on the input, `level` and `blockSize` (not on how the input is
+ * chunked, nor on `concurrency`). ZipWriter compresses every deflated stream entry with it.
  */
 export class ParallelDeflateRaw extends Transform {
   private readonly level: number;
@@ -73,9 +74,10 @@ export class ParallelDeflateRaw extends Transform {
       finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
       ...(dictionary && dictionary.length ? { dictionary } : {}),
     };
-    this.inFlight.push(
-      new Promise<Buffer>((resolve, reject) => zlib.deflateRaw(block, opts, (err, out) => (err ? reject(err) : resolve(out)))),
-    );
+    const compressed = new Promise<Buffer>((resolve, reject) => zlib.deflateRaw(block, opts, (err, out) => (err ? reject(err) : resolve(out))));
+    // Only the oldest block is awaited; a later one failing first must not be an unhandled rejection.
+    compressed.catch(() => undefined);
+    this.inFlight.push(compressed);
   }
 
   private async emitOldest(): Promise<void> {

@@ -1,19 +1,20 @@
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
-import { readManifest } from '../archive/archiveReader';
 import { systemClock, type Clock } from '../context';
-import { BackupError, fsError } from '../errors';
-import { crashPoint } from '../faults';
-import { writeFileAtomic } from '../fsutil';
+import { BackupError } from '../errors';
+import { FORMATS } from '../format/formats';
+import type { BackupFormat } from '../format/format';
 import { isoLocal } from '../time';
-import { processAlive } from '../processInfo';
 import type { BackupRecord, BackupState, Manifest } from '../model';
-import { BackupLog, type LogEntry } from './backupLog';
-import { layout, type Layout } from './layout';
-import { withLock, type LockOptions } from './lock';
+import { LocalDirStore, META_FOLDER } from '../store/localDirStore';
+import type { BackupStore, StoredObject } from '../store/store';
+import type { LogEntry } from './backupLog';
+import type { LockOptions } from './lock';
+
+const INDEX = `${META_FOLDER}/index.json`;
+const STATE = `${META_FOLDER}/state.json`;
 
 interface IndexFile {
   version: 1;
+  /** By object name: a manifest is re-read only when its object's size or mtime changed. */
   entries: Record<string, { size: number; mtimeMs: number; manifest: Manifest }>;
 }
 
@@ -22,9 +23,12 @@ interface StateFile {
   backups: Record<string, BackupState>;
 }
 
-/** An archive in the directory whose manifest could not be read. */
+/** A backup object in the store whose manifest could not be read. */
 export interface BrokenArchive {
+  /** Where it is, for people: a local path or the store's URL and the object's name. */
   path: string;
+  /** Its object name in the store. */
+  object: string;
   error: string;
 }
 
@@ -35,129 +39,130 @@ export interface Listing {
 }
 
 /**
- * The backup set in one directory: the archives at its top level (the truth), an index
- * that caches their manifests, the mutable per-backup state (pins, later verifications,
- * restore tests), the lock and the backup log. Safe to use from several processes.
+ * The backup set in one store: the backups its objects make visible (the truth), an
+ * index that caches their manifests, the mutable per-backup state (pins, later
+ * verifications, restore tests), the lock and the backup log. Safe to use from several
+ * processes. Built on a `BackupStore`; a directory path means a local folder store.
  */
 export class Catalog {
-  readonly paths: Layout;
-  readonly log: BackupLog;
+  readonly store: BackupStore;
   private readonly clock: Clock;
-  private readonly lockOptions: LockOptions;
 
-  constructor(
-    readonly dir: string,
-    o: { clock?: Clock; lock?: LockOptions } = {},
-  ) {
-    this.dir = path.resolve(dir);
-    this.paths = layout(this.dir);
-    this.log = new BackupLog(this.paths.log);
+  constructor(store: BackupStore | string, o: { clock?: Clock; lock?: LockOptions } = {}) {
     this.clock = o.clock ?? systemClock;
-    this.lockOptions = { clock: this.clock, ...o.lock };
+    this.store = typeof store === 'string' ? new LocalDirStore(store, { clock: this.clock, lock: o.lock }) : store;
+  }
+
+  /** The store for people (a folder's path). Kept as `dir` for the front ends. */
+  get dir(): string {
+    return this.store.label;
+  }
+
+  get log() {
+    return this.store.log;
   }
 
   /**
-   * Creates the directory and its `.lifeboat/tmp`, and removes temp files left there by
-   * processes that died (their names carry the writer's pid). BackupError 'unwritable'
-   * naming the directory when it can't be created or written.
+   * Creates the store when missing and sweeps temp data left by dead writers.
+   * BackupError 'unwritable' naming the store when it can't be created or written.
    */
-  async ensure(): Promise<void> {
-    try {
-      await fs.mkdir(this.paths.tmp, { recursive: true });
-      await fs.access(this.dir, fs.constants?.W_OK ?? 2);
-      for (const n of await fs.readdir(this.paths.tmp)) {
-        const pid = Number(/\.(\d+)\.[0-9a-f]{8}\./.exec(n)?.[1]);
-        if (Number.isInteger(pid) && pid > 0 && !processAlive(pid)) {
-          crashPoint('unlink', path.join(this.paths.tmp, n));
-          await fs.rm(path.join(this.paths.tmp, n), { force: true });
-        }
-      }
-    } catch (e) {
-      const err = fsError(e, this.dir, 'preparing the backup directory');
-      if (err.reason === 'notFound' || err.reason === 'io') {
-        throw new BackupError('unwritable', `${this.dir}: the backup directory cannot be created (${(e as Error).message})`, {
-          cause: e,
-          path: this.dir,
-        });
-      }
-      throw err;
-    }
+  ensure(): Promise<void> {
+    return this.store.open();
   }
 
-  /** Runs `fn` under the directory's lock. See `withLock`. */
+  /** Runs `fn` under the store's lock. See `withLock`. */
   withLock<T>(fn: () => Promise<T>, o: LockOptions = {}): Promise<T> {
-    return withLock(this.paths.lock, fn, { ...this.lockOptions, ...o });
+    return this.store.withLock(fn, o);
   }
 
   /** Appends to the backup log, stamping the time. Never throws: a log failure must not fail a backup. */
   async record(entry: Omit<LogEntry, 'time'> & { time?: string }): Promise<void> {
     try {
-      await this.log.append({ time: entry.time ?? isoNow(this.clock), ...entry } as LogEntry);
+      await this.store.log.append({ time: entry.time ?? isoLocal(this.clock.now()), ...entry } as LogEntry);
     } catch {
-      // The directory may be the very thing that's broken; the caller reports that error.
+      // The store may be the very thing that's broken; the caller reports that error.
     }
   }
 
+  /** Where an object is, for people and for the front ends' `path` fields. */
+  locate(object: string): string {
+    return this.store.localPath(object) ?? `${this.store.url.replace(/\/$/, '')}/${object}`;
+  }
+
+  /** The record of a listed backup object. */
+  recordOf(format: BackupFormat, obj: StoredObject, manifest: Manifest, state: BackupState): BackupRecord {
+    const id = format.idOf(obj.name);
+    return { id, path: this.locate(obj.name), store: this.store.url, object: obj.name, format: format.label, archiveSize: obj.size, manifest, state };
+  }
+
   /**
-   * Lists the archives, newest first, with their manifests and state. Manifests are read
-   * once and cached in the index by name, size and mtime. Archives that can't be read are
-   * returned in `broken`, never dropped silently. A missing directory lists as empty.
+   * Lists the backups, newest first, with their manifests and state. Manifests are read
+   * once and cached in the index by object name, size and mtime. Backups whose manifest
+   * can't be read are returned in `broken`, never dropped silently. A missing store lists
+   * as empty.
    */
   async list(): Promise<Listing> {
-    let names: string[];
-    try {
-      names = (await fs.readdir(this.dir)).filter((n) => n.endsWith('.zip'));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { records: [], broken: [] };
-      throw fsError(e, this.dir, 'listing backups');
-    }
+    const objects = await this.store.list('');
     const index = await this.readIndex();
     const state = await this.readState();
     const fresh: IndexFile = { version: 1, entries: {} };
     let changed = false;
     const records: BackupRecord[] = [];
     const broken: BrokenArchive[] = [];
-    for (const name of names) {
-      const p = path.join(this.dir, name);
-      let st;
-      try {
-        st = await fs.stat(p);
-      } catch {
-        continue;
-      }
-      if (!st.isFile()) continue;
-      let manifest: Manifest;
-      const cached = index.entries[name];
-      if (cached && cached.size === st.size && cached.mtimeMs === st.mtimeMs) {
-        manifest = cached.manifest;
-      } else {
-        try {
-          manifest = await readManifest(p);
-        } catch (e) {
-          broken.push({ path: p, error: (e as Error).message });
-          continue;
+    for (const format of FORMATS) {
+      for (const obj of format.visibleObjects(objects)) {
+        let manifest: Manifest;
+        const cached = index.entries[obj.name];
+        if (cached && cached.size === obj.size && cached.mtimeMs === obj.mtimeMs) {
+          manifest = cached.manifest;
+        } else {
+          try {
+            manifest = await format.readManifest(this.store, obj.name);
+          } catch (e) {
+            if (BackupError.is(e, 'notFound')) continue; // deleted meanwhile
+            broken.push({ path: this.locate(obj.name), object: obj.name, error: (e as Error).message });
+            continue;
+          }
+          changed = true;
         }
-        changed = true;
+        fresh.entries[obj.name] = { size: obj.size, mtimeMs: obj.mtimeMs, manifest };
+        records.push(this.recordOf(format, obj, manifest, state.backups[format.idOf(obj.name)] ?? {}));
       }
-      fresh.entries[name] = { size: st.size, mtimeMs: st.mtimeMs, manifest };
-      const id = name.slice(0, -'.zip'.length);
-      records.push({ id, path: p, archiveSize: st.size, manifest, state: state.backups[id] ?? {} });
     }
     if (changed || Object.keys(index.entries).length !== Object.keys(fresh.entries).length) {
-      // A cache: a lost race with another writer only costs a re-read later.
-      await writeFileAtomic(this.paths.index, JSON.stringify(fresh)).catch(() => undefined);
+      // A cache: a lost race with another writer only costs a re-read later. Only in a
+      // store Lifeboat has written to: listing a folder of zips picked from elsewhere
+      // (verifying a download) must not leave bookkeeping in it.
+      if ((await this.store.list(META_FOLDER).catch(() => [])).length) await this.store.writeBytes(INDEX, JSON.stringify(fresh)).catch(() => undefined);
     }
     records.sort((a, b) => Date.parse(b.manifest.created) - Date.parse(a.manifest.created) || b.id.localeCompare(a.id));
     return { records, broken };
   }
 
-  /** The record of one archive, by id or path; BackupError 'notFound' naming it. */
+  /**
+   * The record of one backup, by id, object name, or local path of its object;
+   * BackupError 'notFound' naming it.
+   */
   async get(idOrPath: string): Promise<BackupRecord> {
-    const id = path.basename(idOrPath).replace(/\.zip$/, '');
+    const base = idOrPath.split(/[\\/]/).pop() ?? idOrPath;
     const { records } = await this.list();
-    const r = records.find((x) => x.id === id);
+    const r = records.find((x) => x.id === idOrPath || x.object === idOrPath || x.object === base || x.path === idOrPath) ?? records.find((x) => x.id === base);
     if (!r) throw new BackupError('notFound', `${idOrPath}: no such backup in ${this.dir}`, { path: idOrPath });
     return r;
+  }
+
+  /**
+   * The record of the backup one object makes visible, without listing the store (a zip
+   * picked from anywhere). BackupError 'notFound' when the object does not exist or is no
+   * backup of a known format; the manifest reader's errors otherwise.
+   */
+  async getObject(object: string): Promise<BackupRecord> {
+    const obj = await this.store.stat(object);
+    const format = obj && FORMATS.find((f) => f.visibleObjects([obj]).length === 1);
+    if (!obj || !format) throw new BackupError('notFound', `${this.locate(object)}: no such backup`, { path: this.locate(object) });
+    const manifest = await format.readManifest(this.store, object);
+    const state = await this.readState().catch(() => ({ version: 1 as const, backups: {} as Record<string, BackupState> }));
+    return this.recordOf(format, obj, manifest, state.backups[format.idOf(object)] ?? {});
   }
 
   /**
@@ -168,10 +173,10 @@ export class Catalog {
   async readState(): Promise<StateFile> {
     let text: string;
     try {
-      text = await fs.readFile(this.paths.state, 'utf8');
+      text = (await this.store.readBytes(STATE)).toString('utf8');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, backups: {} };
-      throw fsError(e, this.paths.state, 'reading the backup state (pins)');
+      if (BackupError.is(e, 'notFound')) return { version: 1, backups: {} };
+      throw new BackupError('io', `${this.locate(STATE)}: the backup state (pins) cannot be read: ${(e as Error).message}`, { cause: e, path: this.locate(STATE) });
     }
     try {
       const s = JSON.parse(text) as StateFile;
@@ -179,7 +184,7 @@ export class Catalog {
     } catch {
       // reported below
     }
-    throw new BackupError('io', `${this.paths.state}: the backup state (pins, verifications) is damaged; fix or remove it`, { path: this.paths.state });
+    throw new BackupError('io', `${this.locate(STATE)}: the backup state (pins, verifications) is damaged; fix or remove it`, { path: this.locate(STATE) });
   }
 
   /** Changes one backup's state under the lock; writes atomically. Safe to repeat. */
@@ -189,12 +194,12 @@ export class Catalog {
       const cur = s.backups[id] ?? {};
       mutate(cur);
       s.backups[id] = cur;
-      await writeFileAtomic(this.paths.state, JSON.stringify(s, null, 1));
+      await this.store.writeBytes(STATE, JSON.stringify(s, null, 1));
       return cur;
     });
   }
 
-  /** Drops state of archives that no longer exist. Call under the lock. */
+  /** Drops state of backups that no longer exist. Call under the lock. */
   async forgetState(ids: string[]): Promise<void> {
     const s = await this.readState();
     let changed = false;
@@ -204,21 +209,16 @@ export class Catalog {
         changed = true;
       }
     }
-    if (changed) await writeFileAtomic(this.paths.state, JSON.stringify(s, null, 1));
+    if (changed) await this.store.writeBytes(STATE, JSON.stringify(s, null, 1));
   }
 
   private async readIndex(): Promise<IndexFile> {
     try {
-      const i = JSON.parse(await fs.readFile(this.paths.index, 'utf8')) as IndexFile;
+      const i = JSON.parse((await this.store.readBytes(INDEX)).toString('utf8')) as IndexFile;
       if (i && i.version === 1 && i.entries) return i;
     } catch {
-      // rebuilt from the archives
+      // rebuilt from the backups
     }
     return { version: 1, entries: {} };
   }
-}
-
-
-function isoNow(clock: Clock): string {
-  return isoLocal(clock.now());
 }

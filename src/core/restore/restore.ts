@@ -1,13 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { extractImage, readManifest } from '../archive/archiveReader';
+import type { BackupOptions, BackupResult } from '../backup/backup';
+import { archiveId } from '../backup/naming';
 import { Catalog } from '../catalog/catalog';
-import { archiveId } from '../catalog/layout';
-import type { Engine, RestoreOptions, RestoreResult } from '../engine';
+import type { Settings } from '../config';
+import type { Clock, ProgressListener } from '../context';
+import type { BackupFormat } from '../format/format';
+import type { KeyedQueue } from '../schedule/queue';
+import { scratchFile } from '../store/store';
 import { BackupError, fsError } from '../errors';
 import { crashPoint } from '../faults';
-import { canonicalPath, fsyncDir, fsyncFile, removeQuietly } from '../fsutil';
+import { canonicalPath, fsyncDir, removeQuietly } from '../fsutil';
 import type { BackupRecord, Manifest } from '../model';
 import { processAlive } from '../processInfo';
 import { takeSnapshot } from '../snapshot/snapshot';
@@ -18,6 +22,42 @@ import { verifyOptions } from '../verify/fromSettings';
 import { verifyImage } from '../verify/verifier';
 import { databaseInUse, restoreInUseSupport, type InUse } from './inUse';
 import type { RestoreJobResult } from './nodeRestore';
+
+export interface RestoreOptions {
+  /** Where to restore; default the manifest's source path. */
+  to?: string;
+  force?: boolean;
+  settings: Settings;
+  /** Directory for the pre-restore backup of the current file; default the backup's own store. */
+  dir?: string;
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+}
+
+export interface RestoreResult {
+  target: string;
+  preRestore?: BackupRecord;
+  /** When the replaced file was not readable SQLite (restored with force): where its raw bytes were kept. */
+  rawCopy?: string;
+  manifest: Manifest;
+  /**
+   * How the image was put in place: 'rename' replaced the file (nothing had it open);
+   * 'sqlite' wrote it into the database through SQLite's backup API while another
+   * process had it open (with `force`, where node:sqlite has `backup()`).
+   */
+  method: 'rename' | 'sqlite';
+  /** With method 'sqlite': what showed the database open, e.g. "pid 1234 (app) has app.db open". */
+  inUse?: string[];
+}
+
+/** What a restore needs from its host. */
+export interface RestoreDeps {
+  clock: Clock;
+  /** The per-database queue: a restore and the backups of its target never overlap. */
+  queue: KeyedQueue;
+  /** The pre-restore backup, run inside the target's queue (which the restore holds), without rotation. */
+  preRestoreBackup(db: string, catalog: Catalog, o: Omit<BackupOptions, 'dir' | 'store'>): Promise<BackupResult>;
+}
 
 /** How long the SQLite path waits for the app's locks. */
 const BUSY_TIMEOUT_MS = 10_000;
@@ -127,11 +167,12 @@ async function removeSidecar(p: string): Promise<void> {
  * target is in use is checked again right before each rename over it; if an app opened
  * it meanwhile, the restore switches to the SQLite path (or refuses).
  */
-export async function restoreArchive(engine: Engine, archive: string, o: RestoreOptions): Promise<RestoreResult> {
-  const manifest = await readManifest(archive);
+export async function restoreBackup(deps: RestoreDeps, catalog: Catalog, format: BackupFormat, object: string, o: RestoreOptions): Promise<RestoreResult> {
+  const archive = catalog.locate(object);
+  const manifest = await format.readManifest(catalog.store, object);
   const target = await canonicalPath(o.to ?? manifest.source.path);
   const targetDir = path.dirname(target);
-  const archiveCatalog = new Catalog(path.dirname(archive), { clock: engine.clock });
+  const archiveCatalog = catalog;
   try {
     const st = await fs.stat(targetDir);
     if (!st.isDirectory()) throw new BackupError('unwritable', `${targetDir}: not a directory (restore target)`, { path: targetDir });
@@ -148,7 +189,7 @@ export async function restoreArchive(engine: Engine, archive: string, o: Restore
     await refuseIfHotJournal(target);
   }
   await cleanStaleRestoreTemps(targetDir, path.basename(target));
-  return engine.queue.run(target, async () => {
+  return deps.queue.run(target, async () => {
     const started = Date.now();
     await archiveCatalog.record({ op: 'restore.start', level: 'info', db: target, backup: manifest.id, message: `restore of ${manifest.id} to ${target} started` });
     const stem = `.${path.basename(target)}${RESTORE_MARK}${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -160,21 +201,21 @@ export async function restoreArchive(engine: Engine, archive: string, o: Restore
     let written: RestoreJobResult | undefined;
     try {
       o.onProgress?.({ phase: 'extract', done: 0, total: manifest.image.size });
-      await extractImage(archive, tmpNew, { signal: o.signal, onProgress: o.onProgress });
+      await format.extractImage(catalog.store, object, tmpNew, { signal: o.signal, onProgress: o.onProgress });
       o.onProgress?.({ phase: 'verify', done: 0, total: 0 });
-      const report = await verifyImage(tmpNew, { ...verifyOptions(o.settings, engine.clock, o.signal), mode: 'full' });
+      const report = await verifyImage(tmpNew, { ...verifyOptions(o.settings, deps.clock, o.signal), mode: 'full' });
       if (report.status === 'failed' && !o.force) {
         throw new BackupError('verifyFailed', `${archive}: the backup's image fails verification (${report.problems.slice(0, 3).join('; ')}); nothing was restored (--force restores it anyway)`, { path: archive });
       }
       const previous = targetExists ? await fs.stat(target) : undefined;
       if (previous) {
         o.onProgress?.({ phase: 'pre-restore backup', done: 0, total: 0 });
-        const dir = o.dir ?? path.dirname(archive);
+        const preCatalog = o.dir ? new Catalog(o.dir, { clock: deps.clock }) : catalog;
         try {
-          // This job already holds the target's queue, so the backup runs unqueued; no
-          // rotation here: a restore never deletes backups.
+          // This job already holds the target's queue; no rotation here: a restore never
+          // deletes backups.
           preRestore = (
-            await engine.backupUnqueued(target, { dir, kind: 'pre-restore', settings: o.settings, trigger: `before restoring ${manifest.id}`, signal: o.signal, rotate: false })
+            await deps.preRestoreBackup(target, preCatalog, { kind: 'pre-restore', settings: o.settings, trigger: `before restoring ${manifest.id}`, signal: o.signal, rotate: false })
           ).record;
         } catch (e) {
           if (!BackupError.is(e, 'notSqlite') && !BackupError.is(e, 'encrypted')) throw e;
@@ -183,13 +224,9 @@ export async function restoreArchive(engine: Engine, archive: string, o: Restore
           // app has it open (then it cannot be written through SQLite either).
           if (use.inUse) await assertSqlitePathFits(target, manifest, use);
           if (!o.force) {
-            throw new BackupError(e.reason, `${e.message}; no pre-restore backup can be made of it: use --force to keep a raw copy of it in ${dir} and restore over it`, { path: target });
+            throw new BackupError(e.reason, `${e.message}; no pre-restore backup can be made of it: use --force to keep a raw copy of it in ${preCatalog.dir} and restore over it`, { path: target });
           }
-          rawCopy = path.join(dir, `${archiveId(target, engine.clock.now(), 'pre-restore')}.damaged${path.extname(target) || '.db'}`);
-          await fs.mkdir(dir, { recursive: true });
-          await fs.copyFile(target, rawCopy);
-          await fsyncFile(rawCopy);
-          if (await sizeOf(`${target}-wal`)) await fs.copyFile(`${target}-wal`, `${rawCopy}-wal`);
+          rawCopy = await keepRawCopy(preCatalog, target, `${archiveId(target, deps.clock.now(), 'pre-restore')}.damaged${path.extname(target) || '.db'}`);
           await archiveCatalog.record({ op: 'restore.start', level: 'warn', db: target, message: `${target} is not readable SQLite; its raw bytes are kept in ${rawCopy}` });
         }
         // The rename path prepares the swap; the SQLite path (chosen at the first look,
@@ -200,7 +237,7 @@ export async function restoreArchive(engine: Engine, archive: string, o: Restore
           if (wal && wal > 0 && !rawCopy) {
             // The old database's committed frames live in its WAL; fold them into a standalone
             // copy before the WAL goes, so that a crash from here on leaves the old content.
-            await takeSnapshot(target, tmpOld, { signal: o.signal, clock: engine.clock });
+            await takeSnapshot(target, tmpOld, { signal: o.signal, clock: deps.clock });
             await fs.chmod(tmpOld, previous.mode & 0o7777);
             // Right before the first rename over the target: has an app opened it meanwhile?
             use = await lookAgain(target, manifest, o);
@@ -258,6 +295,26 @@ export async function restoreArchive(engine: Engine, archive: string, o: Restore
       throw err;
     }
   });
+}
+
+/**
+ * Keeps the raw bytes of a file that is not readable SQLite (and of its -wal) as objects
+ * in the store, before a forced restore replaces it. Returns where the copy is.
+ */
+async function keepRawCopy(catalog: Catalog, target: string, name: string): Promise<string> {
+  await catalog.ensure();
+  const scratch = await catalog.store.scratchDir();
+  for (const [from, object] of [[`${target}-wal`, `${name}-wal`], [target, name]]) {
+    if (from !== target && !(await sizeOf(from))) continue;
+    const tmp = scratchFile(scratch, 'raw', '.copy');
+    try {
+      await fs.copyFile(from, tmp);
+      await catalog.store.publishFile(tmp, object);
+    } finally {
+      await removeQuietly(tmp);
+    }
+  }
+  return catalog.locate(name);
 }
 
 /**

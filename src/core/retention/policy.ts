@@ -2,6 +2,7 @@
  * restic's `forget --keep-*` policy as a pure function: same keep/remove sets, same
  * reason strings, same counters (checked against restic's own golden vectors).
  */
+import * as v from 'valibot';
 import { BackupError } from '../errors';
 import {
   type Duration,
@@ -72,7 +73,6 @@ const WITHIN_RULES: Record<(typeof WITHIN_FIELDS)[number], PeriodRule> = {
   withinMonthly: 'monthly',
   withinYearly: 'yearly',
 };
-const POLICY_FIELDS = new Set<string>([...COUNT_FIELDS, 'within', ...WITHIN_FIELDS, 'tags']);
 
 const pad = (n: number, w: number) => (n < 0 ? '-' + String(-n).padStart(w, '0') : String(n).padStart(w, '0'));
 
@@ -253,6 +253,49 @@ export function applyPolicy(snapshots: PolicySnapshot[], policy: Policy, now?: D
   return result;
 }
 
+const COUNT_RULE = 'must be a whole number >= -1';
+const WINDOW_RULE = 'must be a duration string such as "7d"';
+const TAGS_RULE = 'must be a list of lists of strings';
+const keepCount = v.optional(v.pipe(v.number(COUNT_RULE), v.safeInteger(COUNT_RULE), v.minValue(-1, COUNT_RULE)));
+const keepWindow = v.optional(
+  v.pipe(
+    v.string(WINDOW_RULE),
+    v.rawCheck<string>(({ dataset, addIssue }) => {
+      if (!dataset.typed) return;
+      try {
+        parseDuration(dataset.value);
+      } catch (e) {
+        addIssue({ message: (e as Error).message });
+      }
+    }),
+  ),
+);
+
+/** One schema per Policy field; `satisfies` makes a field missing here (or extra) a compile error. */
+const POLICY_ENTRIES = {
+  last: keepCount,
+  hourly: keepCount,
+  daily: keepCount,
+  weekly: keepCount,
+  monthly: keepCount,
+  yearly: keepCount,
+  within: keepWindow,
+  withinHourly: keepWindow,
+  withinDaily: keepWindow,
+  withinWeekly: keepWindow,
+  withinMonthly: keepWindow,
+  withinYearly: keepWindow,
+  tags: v.optional(v.array(v.array(v.string(TAGS_RULE), TAGS_RULE), TAGS_RULE)),
+} satisfies { [K in keyof Policy]-?: v.GenericSchema<unknown, Policy[K]> };
+
+/** restic's JSON policy: every field optional, no other field allowed. */
+const POLICY_SCHEMA = v.pipe(
+  v.unknown(),
+  // valibot's object schemas take a list too; a policy is a JSON object.
+  v.check((x) => typeof x === 'object' && x !== null && !Array.isArray(x)),
+  v.strictObject(POLICY_ENTRIES),
+) satisfies v.GenericSchema<unknown, Policy>;
+
 /**
  * Reads a policy in restic's JSON field names (`last hourly daily weekly monthly yearly`
  * as integers >= -1, `within withinHourly .. withinYearly` as duration strings, `tags`
@@ -261,32 +304,18 @@ export function applyPolicy(snapshots: PolicySnapshot[], policy: Policy, now?: D
  * invalid duration. Pure.
  */
 export function parsePolicyJson(raw: unknown): Policy {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new BackupError('badConfig', 'policy: expected a JSON object such as {"daily": 7, "within": "2d"}');
+  const r = v.safeParse(POLICY_SCHEMA, raw, { abortEarly: true });
+  if (r.success) return r.output;
+  const issue = r.issues[0];
+  const path = v.getDotPath(issue);
+  if (path === null) throw new BackupError('badConfig', 'policy: expected a JSON object such as {"daily": 7, "within": "2d"}');
+  const field = path.split('.')[0];
+  // A strict object reports a key it does not know as expecting none.
+  if (issue.expected === 'never') {
+    throw new BackupError('badConfig', `policy field "${field}" is unknown (known: ${Object.keys(POLICY_ENTRIES).join(', ')})`);
   }
-  const out: Policy = {};
-  for (const [field, v] of Object.entries(raw as Record<string, unknown>)) {
-    if (!POLICY_FIELDS.has(field)) {
-      throw new BackupError('badConfig', `policy field "${field}" is unknown (known: ${[...POLICY_FIELDS].join(', ')})`);
-    }
-    if ((COUNT_FIELDS as readonly string[]).includes(field)) {
-      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < -1) {
-        throw new BackupError('badConfig', `policy field "${field}" must be a whole number >= -1 (got ${JSON.stringify(v)})`);
-      }
-      out[field as (typeof COUNT_FIELDS)[number]] = v;
-    } else if (field === 'tags') {
-      if (!Array.isArray(v) || !v.every((l) => Array.isArray(l) && l.every((t) => typeof t === 'string'))) {
-        throw new BackupError('badConfig', `policy field "tags" must be a list of lists of strings (got ${JSON.stringify(v)})`);
-      }
-      out.tags = (v as string[][]).map((l) => [...l]);
-    } else {
-      if (typeof v !== 'string') {
-        throw new BackupError('badConfig', `policy field "${field}" must be a duration string such as "7d" (got ${JSON.stringify(v)})`);
-      }
-      const f = field as 'within' | (typeof WITHIN_FIELDS)[number];
-      out[f] = v;
-      parseWindow(out, f);
-    }
-  }
-  return out;
+  if (issue.type === 'raw_check') throw new BackupError('badConfig', `policy field "${field}": ${issue.message}`);
+  const at = path === field ? '' : ` at ${path}`;
+  const got = String(JSON.stringify((raw as Record<string, unknown>)[field]));
+  throw new BackupError('badConfig', `policy field "${field}" ${issue.message}${at} (got ${got.length > 80 ? `${got.slice(0, 77)}...` : got})`);
 }

@@ -9,13 +9,10 @@
  * The file also keeps each key's latest `SlotMark` (a slot settled without a verified
  * automatic backup, such as "unchanged"), so other processes don't redo that check.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import path from 'node:path';
 import type { Catalog } from '../catalog/catalog';
 import { systemClock, type Clock } from '../context';
-import { fsError } from '../errors';
 import { processAlive, processStartId } from '../processInfo';
 import type { SlotMark } from './due';
 
@@ -57,7 +54,10 @@ export type ClaimResult<T> =
   | { status: 'busy'; holder: Claim };
 
 /** The part of a Catalog claims need. */
-export type ClaimsCatalog = Pick<Catalog, 'withLock' | 'paths'>;
+/** The claims' object in the store. */
+const CLAIMS = '.lifeboat/claims.json';
+
+export type ClaimsCatalog = Pick<Catalog, 'withLock' | 'store'>;
 
 
 const empty = (): ClaimsFile => ({ version: 1, claims: {}, marks: {} });
@@ -74,7 +74,7 @@ export class SlotClaims {
     private readonly catalog: ClaimsCatalog,
     o: SlotClaimsOptions = {},
   ) {
-    this.file = path.join(catalog.paths.meta, 'claims.json');
+    this.file = CLAIMS;
     this.clock = o.clock ?? systemClock;
     this.staleMs = o.staleMs ?? 12 * 3600_000;
     this.pid = o.pid ?? process.pid;
@@ -84,7 +84,7 @@ export class SlotClaims {
   /** Reads the file without the lock. A missing or unreadable file reads as empty. Never throws. */
   async read(): Promise<ClaimsFile> {
     try {
-      const f = JSON.parse(await fs.readFile(this.file, 'utf8')) as ClaimsFile;
+      const f = JSON.parse((await this.catalog.store.readBytes(this.file)).toString('utf8')) as ClaimsFile;
       if (f && f.version === 1 && typeof f.claims === 'object' && typeof f.marks === 'object' && f.claims && f.marks) return f;
     } catch {
       // missing, or torn by a crash between write and rename: claims are only advisory
@@ -155,21 +155,8 @@ export class SlotClaims {
     });
   }
 
-  /**
-   * Replaces the file: a temp file beside it and a rename, so readers see the old or the
-   * new content. No fsync: after a crash the claims are void anyway (their holder died),
-   * and a lost mark only costs one repeated check.
-   */
+  /** Replaces the file atomically (readers see the old or the new content). */
   private async write(f: ClaimsFile): Promise<void> {
-    // In .lifeboat/tmp, whose files of dead pids Catalog.ensure() sweeps away.
-    const tmp = path.join(this.catalog.paths.tmp, `claims.json.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-    try {
-      await fs.mkdir(this.catalog.paths.tmp, { recursive: true });
-      await fs.writeFile(tmp, JSON.stringify(f, null, 1));
-      await fs.rename(tmp, this.file);
-    } catch (e) {
-      await fs.rm(tmp, { force: true }).catch(() => undefined);
-      throw fsError(e, this.file, 'writing the schedule claims');
-    }
+    await this.catalog.store.writeBytes(this.file, JSON.stringify(f, null, 1));
   }
 }

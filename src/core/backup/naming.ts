@@ -1,25 +1,5 @@
 import path from 'node:path';
 
-/**
- * Where Lifeboat keeps things inside a backup directory. Archives live at the top
- * level, readable by people; Lifeboat's own bookkeeping lives in `.lifeboat/`.
- */
-export function layout(dir: string) {
-  const meta = path.join(dir, '.lifeboat');
-  return {
-    dir,
-    meta,
-    lock: path.join(meta, 'lock'),
-    log: path.join(meta, 'log.jsonl'),
-    state: path.join(meta, 'state.json'),
-    index: path.join(meta, 'index.json'),
-    /** Partial files in progress. Never named `*.zip`, never at the top level. */
-    tmp: path.join(meta, 'tmp'),
-  };
-}
-
-export type Layout = ReturnType<typeof layout>;
-
 /** `app.db` -> `app`; keeps names readable and safe for file names. */
 export function databaseStem(dbPath: string): string {
   const base = path.basename(dbPath).replace(/\.(db|sqlite3?|db3)$/i, '');

@@ -1,0 +1,170 @@
+import path from 'node:path';
+import { checkWrittenArchive } from '../archive/archiveReader';
+import { writeArchive } from '../archive/archiveWriter';
+import type { Catalog } from '../catalog/catalog';
+import type { Settings } from '../config';
+import type { Clock, Logger, ProgressListener } from '../context';
+import { BackupError, fsError } from '../errors';
+import { zipV1 } from '../format/zipV1';
+import { removeQuietly } from '../fsutil';
+import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, IMAGE_ENTRY, type BackupKind, type BackupRecord } from '../model';
+import { snapshotDatabase } from '../snapshot/liveSnapshot';
+import { readDbHeader, readSourceState } from '../sqliteFile';
+import { scratchFile, type BackupStore, type StoredObject } from '../store/store';
+import { isoLocal } from '../time';
+import { formatBytes } from '../units';
+import { verifyOptions } from '../verify/fromSettings';
+import { verifyImage } from '../verify/verifier';
+import { archiveId } from './naming';
+
+export const LIFEBOAT_VERSION = '0.1.0';
+
+export interface BackupOptions {
+  /** Absolute backup directory: a local folder store (used when `store` is absent). */
+  dir: string;
+  /** The store to back up into; overrides `dir`. */
+  store?: BackupStore;
+  kind: BackupKind;
+  settings: Settings;
+  trigger?: string;
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+  /** Rotate the store after a verified backup (default true). */
+  rotate?: boolean;
+}
+
+export interface BackupResult {
+  record: BackupRecord;
+  /** True when the image failed verification: the live database itself is damaged. */
+  sourceDamaged: boolean;
+  /** True when every check ran and passed. */
+  verified: boolean;
+}
+
+/** What one backup needs from its host. */
+export interface BackupDeps {
+  clock: Clock;
+  logger: Logger;
+}
+
+/**
+ * One backup of `db` (a canonical path) into `catalog`'s store, in format v1: a
+ * consistent snapshot, verified while it is compressed, written to the store's scratch
+ * folder, read back (CRCs, seal), then published under the store's lock as the object
+ * that makes it visible. A backup whose image fails verification is kept, marked
+ * `sourceDamaged` (the live database is damaged). Throws BackupError on any failure,
+ * leaving no partial object. The caller holds the database's queue and rotates after.
+ */
+export async function runBackup(deps: BackupDeps, db: string, catalog: Catalog, o: BackupOptions): Promise<BackupResult> {
+  const started = Date.now();
+  const store = catalog.store;
+  const fields = { db, phase: 'backup' };
+  // The source first: a missing or non-SQLite file must not create a backup store.
+  await readDbHeader(db);
+  const sourceState = await readSourceState(db);
+  await catalog.ensure();
+  const created = deps.clock.now();
+  const id = archiveId(db, created, o.kind);
+  const scratch = await store.scratchDir();
+  const image = scratchFile(scratch, id, '.image');
+  const partial = scratchFile(scratch, id, '.zip.partial');
+  deps.logger.info(`backup started: ${db}`, { ...fields, backup: id });
+  await catalog.record({ op: 'backup.start', level: 'info', db, backup: id, message: `${o.kind} backup of ${db} started`, detail: { kind: o.kind, trigger: o.trigger } });
+  try {
+    o.onProgress?.({ phase: 'snapshot', done: 0, total: 0 });
+    const snap = await snapshotDatabase(db, image, { signal: o.signal, clock: deps.clock, onProgress: o.onProgress, fsync: false });
+    deps.logger.debug(`snapshot by ${snap.strategy}${snap.fallback ? ` (${snap.fallback})` : ''}`, { ...fields, backup: id });
+    const verifying = verifyImage(image, verifyOptions(o.settings, deps.clock, o.signal));
+    // Keep the rejection handled while compression runs; it is awaited below.
+    verifying.catch(() => undefined);
+    const written = await writeArchive({
+      imagePath: image,
+      outPath: partial,
+      level: o.settings.compressionLevel,
+      mtime: created,
+      signal: o.signal,
+      onProgress: o.onProgress,
+      manifest: async (img) => {
+        o.onProgress?.({ phase: 'verify', done: 0, total: 0 });
+        const report = await verifying;
+        return {
+          format: ARCHIVE_FORMAT,
+          formatVersion: ARCHIVE_FORMAT_VERSION,
+          id,
+          kind: o.kind,
+          created: isoLocal(created),
+          source: {
+            path: db,
+            name: path.basename(db),
+            size: snap.source.size,
+            mtimeMs: snap.source.mtimeMs,
+            journalMode: snap.journalMode,
+            changeCounter: snap.changeCounter,
+            walFrames: snap.walFrames,
+            state: { ...sourceState },
+            snapshot: { strategy: snap.strategy, sqliteVersion: snap.sqliteVersion, fallback: snap.fallback },
+          },
+          image: {
+            entry: IMAGE_ENTRY,
+            size: img.size,
+            sha256: img.sha256,
+            pageSize: snap.pageSize,
+            pageCount: snap.pageCount,
+            sqliteVersionNumber: snap.sqliteVersionNumber,
+          },
+          verification: report,
+          sourceDamaged: report.status === 'failed',
+          durationMs: Date.now() - started,
+          trigger: o.trigger,
+          lifeboatVersion: LIFEBOAT_VERSION,
+        };
+      },
+    });
+    await removeQuietly(image);
+    o.onProgress?.({ phase: 'readback', done: 0, total: written.archiveSize });
+    const check = await checkWrittenArchive(partial, written.decoded, { signal: o.signal });
+    if (!check.ok || !check.manifest) {
+      throw new BackupError('verifyFailed', `the archive written for ${db} did not read back intact: ${check.problems.join('; ')}`);
+    }
+    const manifest = check.manifest;
+    // The object that makes the backup visible, last; never over another backup.
+    const published = await catalog.withLock(async () => {
+      for (let n = 1; ; n++) {
+        const object = zipV1.objectFor(id, n);
+        if (await store.stat(object)) continue;
+        try {
+          return await store.publishFile(partial, object);
+        } catch (e) {
+          if (!BackupError.is(e, 'exists')) throw e;
+        }
+      }
+    });
+    const record = catalog.recordOf(zipV1, published satisfies StoredObject, manifest, {});
+    const verified = manifest.verification.status === 'ok';
+    const secs = ((Date.now() - started) / 1000).toFixed(1);
+    if (manifest.sourceDamaged) {
+      const msg = `${db} is damaged: its backup ${record.id} failed verification (${manifest.verification.problems.slice(0, 3).join('; ')})`;
+      deps.logger.error(msg, { ...fields, backup: record.id });
+      await catalog.record({ op: 'backup.sourceDamaged', level: 'error', db, backup: record.id, message: msg, detail: { problems: manifest.verification.problems } });
+    } else {
+      const note = verified ? '' : manifest.verification.status === 'skipped' ? ', NOT verified: ' + (manifest.verification.skippedReason ?? '') : '';
+      await catalog.record({
+        op: 'backup.ok',
+        level: verified ? 'info' : 'warn',
+        db,
+        backup: record.id,
+        message: `${o.kind} backup of ${path.basename(db)}: ${formatBytes(written.archiveSize)} in ${secs} s${note}`,
+        detail: { kind: o.kind, size: written.archiveSize, imageSize: written.size, durationMs: Date.now() - started, verification: manifest.verification.status, notChecked: manifest.verification.notChecked },
+      });
+      deps.logger.info(`backup ok: ${record.path}`, { ...fields, backup: record.id });
+    }
+    return { record, sourceDamaged: manifest.sourceDamaged, verified: verified && !manifest.sourceDamaged };
+  } catch (e) {
+    const err = e instanceof BackupError ? e : fsError(e, catalog.dir, 'writing the backup');
+    await removeQuietly(image);
+    await removeQuietly(partial);
+    deps.logger.error(`backup failed: ${err.message}`, { ...fields, backup: id });
+    await catalog.record({ op: 'backup.failed', level: 'error', db, backup: id, message: err.message, detail: { reason: err.reason, kind: o.kind } });
+    throw err;
+  }
+}
