@@ -7,12 +7,15 @@
  * - Notification: host -> webview, each one carrying the whole state of its topic, so a
  *   hidden panel only ever needs the newest.
  * The host sends nothing until the app sends `panel/app/ready`, and checks every incoming
- * message with `parseWebviewMessage` (a malformed or unknown one is ignored and logged).
+ * message with `parseWebviewMessage`, a valibot schema (a malformed or unknown one is
+ * ignored and logged).
  * Message names end in Command, Request or Notification; methods read `scope/noun/verb`.
  *
- * Imported by the webview bundle and the extension: no runtime dependency beyond itself,
- * type-only imports of the core's models.
+ * Imported by the webview bundle and the extension: type-only imports of the core's models;
+ * valibot only inside `parseWebviewMessage`, which the host alone calls, so the webview's
+ * bundle (tree-shaken) does not carry it.
  */
+import * as v from 'valibot';
 import type { BackupKind, Tier } from '../src/core/model';
 
 // ---------------------------------------------------------------------------- state
@@ -246,59 +249,82 @@ export type HostMessage = HostNotification | ReplyMessage;
 
 // ---------------------------------------------------------------------------- validation
 
-const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
-const isStr = (x: unknown): x is string => typeof x === 'string' && x.length > 0 && x.length < 4096;
-const isValues = (x: unknown): x is SettingsValues =>
-  isObj(x) && Object.keys(x).length <= 64 && Object.keys(x).every((k) => (FORM_KEYS as readonly string[]).includes(k));
+const isPlainObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 
 /**
- * Checks a message from the webview. Returns the typed message, or a one-line reason why
- * it is refused (unknown kind or method, missing or ill-typed params, unknown setting
- * keys). Pure; never throws.
+ * The schema of every message the webview may send. Built on first use, so that the
+ * webview's bundle, which imports this file for its types and FORM_KEYS, leaves valibot out.
+ */
+function buildMessageSchema() {
+  /** A database path or a backup id. */
+  const name = v.pipe(
+    v.string('expected a string'),
+    v.minLength(1, 'expected a non-empty string'),
+    v.maxLength(4095, 'expected fewer than 4096 characters'),
+  );
+  const values = v.pipe(
+    v.unknown(),
+    v.check(isPlainObject, 'expected an object of settings'),
+    v.record(v.picklist(FORM_KEYS, 'is not a setting the panel edits'), v.unknown()),
+  );
+  const params = <E extends v.ObjectEntries>(entries: E) => v.object(entries, 'expected an object');
+  const command = <const M extends readonly string[]>(methods: M) => ({ kind: v.literal('command'), method: v.picklist(methods) });
+  const request = <const M extends readonly string[]>(methods: M) => ({
+    kind: v.literal('request'),
+    id: v.pipe(v.number('expected a number'), v.safeInteger('expected a whole number'), v.minValue(0, 'expected a number >= 0')),
+    method: v.picklist(methods),
+  });
+  return v.variant('kind', [
+    v.variant('method', [
+      v.object(command(['panel/app/ready', 'settings/editor/open'])),
+      v.object({ ...command(['backups/database/backUp', 'backups/database/verifyAll', 'backups/database/rotate']), params: params({ db: name }) }),
+      v.object({
+        ...command(['backups/backup/act']),
+        params: params({ db: name, id: name, action: v.picklist(BACKUP_ACTIONS, `expected one of ${BACKUP_ACTIONS.join(', ')}`) }),
+      }),
+    ]),
+    v.variant('method', [
+      v.object({ ...request(['settings/values/validate', 'settings/schedule/preview', 'settings/retention/preview']), params: params({ db: name, values }) }),
+      v.object({
+        ...request(['settings/values/save']),
+        params: params({ db: name, scope: v.picklist(SETTINGS_SCOPES, `expected one of ${SETTINGS_SCOPES.join(', ')}`), values }),
+      }),
+    ]),
+  ]) satisfies v.GenericSchema<unknown, WebviewMessage>;
+}
+let messageSchema: ReturnType<typeof buildMessageSchema> | undefined;
+
+/**
+ * Checks a message from the webview. Returns the typed message (a fresh object holding only
+ * the fields of its type), or a one-line reason why it is refused that names the offending
+ * field: "kind: unknown message kind", "method: unknown command", "backups/backup/act:
+ * params.action: expected one of restore, ...", "settings/values/save: params.values.x: is
+ * not a setting the panel edits". Pure; never throws.
  */
 export function parseWebviewMessage(x: unknown): { ok: true; message: WebviewMessage } | { ok: false; reason: string } {
-  if (!isObj(x)) return { ok: false, reason: 'not an object' };
-  const m = x.method;
-  const p = x.params;
-  if (typeof m !== 'string') return { ok: false, reason: 'no method' };
-  if (x.kind === 'command') {
-    switch (m) {
-      case 'panel/app/ready':
-      case 'settings/editor/open':
-        return { ok: true, message: { kind: 'command', method: m } };
-      case 'backups/database/backUp':
-      case 'backups/database/verifyAll':
-      case 'backups/database/rotate':
-        if (!isObj(p) || !isStr(p.db)) return { ok: false, reason: `${m}: params.db must be a path` };
-        return { ok: true, message: { kind: 'command', method: m, params: { db: p.db } } };
-      case 'backups/backup/act':
-        if (!isObj(p) || !isStr(p.db) || !isStr(p.id) || !BACKUP_ACTIONS.includes(p.action as BackupAction)) {
-          return { ok: false, reason: `${m}: params must be {db, id, action}` };
-        }
-        return { ok: true, message: { kind: 'command', method: m, params: { db: p.db, id: p.id, action: p.action as BackupAction } } };
-      default:
-        return { ok: false, reason: `unknown command ${JSON.stringify(m).slice(0, 80)}` };
-    }
+  if (!isPlainObject(x)) return { ok: false, reason: 'not an object' };
+  messageSchema ??= buildMessageSchema();
+  const r = v.safeParse(messageSchema, x, { abortEarly: true });
+  if (r.success) return { ok: true, message: r.output };
+  const issue = r.issues[0];
+  const at = v.getDotPath(issue) ?? 'message';
+  // A variant reports an unknown discriminator: the kind, or the method of a known kind.
+  if (issue.type === 'variant') {
+    return { ok: false, reason: `${at}: unknown ${at === 'method' ? String(x.kind) : 'message kind'} (got ${clip(issue.received)})` };
   }
-  if (x.kind === 'request') {
-    const id = x.id;
-    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) return { ok: false, reason: 'request without a valid id' };
-    switch (m) {
-      case 'settings/values/validate':
-      case 'settings/schedule/preview':
-      case 'settings/retention/preview':
-        if (!isObj(p) || !isStr(p.db) || !isValues(p.values)) return { ok: false, reason: `${m}: params must be {db, values} with known setting keys` };
-        return { ok: true, message: { kind: 'request', id, method: m, params: { db: p.db, values: p.values } } };
-      case 'settings/values/save':
-        if (!isObj(p) || !isStr(p.db) || !isValues(p.values) || !SETTINGS_SCOPES.includes(p.scope as SettingsScope)) {
-          return { ok: false, reason: `${m}: params must be {db, scope, values} with known setting keys` };
-        }
-        return { ok: true, message: { kind: 'request', id, method: m, params: { db: p.db, scope: p.scope as SettingsScope, values: p.values } } };
-      default:
-        return { ok: false, reason: `unknown request ${JSON.stringify(m).slice(0, 80)}` };
-    }
-  }
-  return { ok: false, reason: `unknown message kind ${JSON.stringify(x.kind)?.slice(0, 40)}` };
+  // Once the method is known, the reason says which message had the bad field.
+  const scope = typeof x.method === 'string' ? `${clip(x.method)}: ` : '';
+  // An object schema reports an absent key as its own issue, expecting the key's name
+  // (valibot's types leave object issues out of a variant's, so widen to compare).
+  const type: string = issue.type;
+  if (issue.received === 'undefined' && type === 'object') return { ok: false, reason: `${scope}${at}: missing` };
+  // A length check receives the length; the value itself says more.
+  const got = typeof issue.input === 'string' ? JSON.stringify(issue.input) : issue.received;
+  return { ok: false, reason: `${scope}${at}: ${issue.message} (got ${clip(got)})` };
+}
+
+function clip(s: string): string {
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
 /** The params of the Request with method `M`. */
