@@ -1,13 +1,13 @@
-import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { BackupError } from '../core/errors';
+import { BackupService, type Settled } from './backupService';
 import { BackupsModel } from './backupsModel';
 import { commandHandlers, registerCommands } from './commands';
 import { CoreHost } from './coreLoader';
 import { Folders, type FolderState } from './folders';
 import { DisposableStore } from './lifecycle';
 import { channelLogger, LogMirror } from './log';
-import { Operations, type OperationTracker } from './operations';
+import { Operations } from './operations';
 import { PanelHost } from './panel';
 import type { SchedulerHostLike } from './schedulerHost';
 import { StatusBar, type StatusSnapshot } from './statusBar';
@@ -41,6 +41,15 @@ export interface LifeboatApi {
   refresh(): Promise<void>;
   /** The Settings and Statistics panel's host (its message handling, for tests). */
   readonly panel: PanelHost;
+  /**
+   * Fires once per backup, restore, verification, deletion, pin, rotation or scheduled run,
+   * after its after-effects (tree, status bar, panel, log) ran, whichever route started it.
+   */
+  readonly onDidSettle: vscode.Event<Settled>;
+  /** The extension's log folder; the "Lifeboat" output channel writes `Lifeboat.log` there. */
+  readonly logUri: vscode.Uri;
+  /** Runs the shutdown backup as `deactivate` does (for tests); never rejects. */
+  shutdownBackup(): Promise<void>;
 }
 
 /**
@@ -57,6 +66,8 @@ export class Container implements vscode.Disposable {
   readonly tree: BackupsTree;
   readonly status: StatusBar;
   readonly ops: Operations;
+  /** The one way to back up, restore, verify, delete, pin and rotate; every route uses it. */
+  readonly backups: BackupService;
   readonly tasks: TaskHook;
   readonly panel: PanelHost;
   private scheduler: SchedulerHostLike | undefined;
@@ -78,14 +89,14 @@ export class Container implements vscode.Disposable {
       const { core } = await this.core.get();
       return new core.Catalog(dir).log.read(200);
     });
-    this.ops = new Operations(this.core, this.model, this.status, mirror, this.channel);
-    this.panel = add(new PanelHost(context.extensionUri, this.core, this.folders, this.model, this.channel, this.ops, this.status));
-    this.tasks = add(new TaskHook(this.folders, this.core, this.ops, this.channel));
+    this.ops = add(new Operations(this.channel));
+    this.backups = add(new BackupService(this.core, this.folders, this.model, this.status, mirror, this.ops, this.channel));
+    this.panel = add(new PanelHost(context.extensionUri, this.core, this.folders, this.model, this.channel, this.backups, this.ops, this.status));
+    this.tasks = add(new TaskHook(this.folders, this.backups, this.ops, this.channel));
     const handlers = commandHandlers({
-      core: this.core,
       folders: this.folders,
       model: this.model,
-      ops: this.ops,
+      backups: this.backups,
       channel: this.channel,
       panel: this.panel,
       tasks: this.tasks,
@@ -134,45 +145,31 @@ export class Container implements vscode.Disposable {
 
   /**
    * The shutdown backup: for every database of a trusted folder with `enabled` and
-   * `backupOnShutdown`, a `shutdown` backup when it changed since its newest verified
-   * backup. Abandoned after SHUTDOWN_BUDGET_MS (the engine removes the partial archive).
-   * Never rejects; logs whether each one finished.
+   * `backupOnShutdown`, a `shutdown` backup through the BackupService when it changed
+   * since its newest verified backup (route `shutdown`: logged, never a notification or a
+   * dialog). Abandoned after SHUTDOWN_BUDGET_MS (the engine removes the partial archive).
+   * Never rejects.
    */
   async shutdown(budgetMs = SHUTDOWN_BUDGET_MS): Promise<void> {
     if (!this.core.started || !vscode.workspace.isTrusted) return;
-    // The channel is already closed while the extension host terminates; these lines are
-    // best effort (the backup log records the outcome).
-    const say = channelLogger(this.channel);
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(new BackupError('cancelled', `shutdown backup abandoned after ${budgetMs} ms`)), budgetMs);
     try {
-      const { engine } = await this.core.get();
       // Settings as they are now: a database removed just before closing is not backed up.
       this.folders.invalidate();
       const states = await this.folders.resolve();
-      const jobs = states
-        .filter((s) => s.settings.enabled && s.settings.backupOnShutdown)
-        .flatMap((s) =>
-          s.databases.map(async (db) => {
-            let run: OperationTracker | undefined;
-            try {
-              if (!(await engine.changedSinceLastBackup(db, s.dir))) {
-                say.info(`shutdown: ${db} unchanged since its last verified backup; no backup`);
-                return;
-              }
-              run = this.ops.track(`Lifeboat: shutdown backup of ${path.basename(db)}`);
-              const res = await engine.backup(db, { dir: s.dir, kind: 'shutdown', settings: s.settings, trigger: 'VS Code shutdown', signal: ac.signal, rotate: false, onProgress: run.report });
-              run.end(!res.sourceDamaged, `${res.record.id}${res.verified ? '' : ' (not verified)'}`);
-              say.info(`shutdown backup finished: ${res.record.id}${res.verified ? '' : ' (not verified)'}`);
-            } catch (e) {
-              run?.end(false, (e as Error).message);
-              say.warn(`shutdown backup of ${db} not finished: ${(e as Error).message}`);
-            }
-          }),
-        );
-      await Promise.all(jobs);
+      await Promise.all(
+        states
+          .filter((s) => s.settings.enabled && s.settings.backupOnShutdown)
+          .flatMap((state) =>
+            state.databases.map((db) =>
+              this.backups.backup({ state, db }, 'shutdown', { route: 'shutdown', trigger: 'VS Code shutdown', signal: ac.signal, rotate: false, onlyIfChanged: true }),
+            ),
+          ),
+      );
     } catch (e) {
-      say.warn(`shutdown backup skipped: ${(e as Error).message}`);
+      // The channel is already closed while the extension host terminates: best effort.
+      channelLogger(this.channel).warn(`shutdown backup skipped: ${(e as Error).message}`);
     } finally {
       clearTimeout(timer);
     }
@@ -190,11 +187,13 @@ export class Container implements vscode.Disposable {
       schedules: () => this.scheduler?.describe() ?? [],
       refresh: () => this.refresh().then(() => this.status.update()),
       panel: this.panel,
+      onDidSettle: this.backups.onDidSettle,
+      logUri: this.context.logUri,
+      shutdownBackup: () => this.shutdown(),
     };
   }
 
   dispose(): void {
     this.store.dispose();
-    void this.context;
   }
 }

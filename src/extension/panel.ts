@@ -14,15 +14,14 @@ import type {
   WebviewRequest,
 } from '../../webview/protocol';
 import { parseWebviewMessage } from '../../webview/protocol';
+import type { BackupService } from './backupService';
 import type { BackupsModel } from './backupsModel';
-import { COMMANDS } from './commandIds';
 import type { CoreHost } from './coreLoader';
 import type { FolderState, Folders } from './folders';
 import { relativeDb } from './folders';
 import type { OperationEvent, Operations } from './operations';
 import { databaseView, onlyFormKeys, toFieldIssues } from './panelHostState';
 import type { StatusBar } from './statusBar';
-import type { BackupNode, DatabaseNode } from './tree';
 
 const TARGET: Record<SettingsScope, vscode.ConfigurationTarget> = {
   workspace: vscode.ConfigurationTarget.Workspace,
@@ -39,7 +38,8 @@ const LOG_LIMIT = 2000;
  * says `panel/app/ready`; after that every change (backups, settings, trust, progress)
  * posts a Notification with the whole state of its topic, only while the panel is visible
  * (a hidden panel is rebuilt and says ready again, and then gets the newest state).
- * Commands run the extension's own commands; Requests are answered with the core's
+ * Commands run through the BackupService (as the extension's commands do, with the same
+ * confirmations and after-effects); Requests are answered with the core's
  * validate(), slots and planRotation. Every incoming message is checked; a malformed or
  * unknown one is ignored and logged. `show` is safe to repeat.
  */
@@ -61,6 +61,7 @@ export class PanelHost implements vscode.Disposable {
     private readonly folders: Folders,
     private readonly model: BackupsModel,
     private readonly log: vscode.LogOutputChannel,
+    private readonly backups: BackupService,
     ops?: Pick<Operations, 'onDidProgress'>,
     private readonly status?: Pick<StatusBar, 'lastFailureOf' | 'onDidReportFailure'>,
   ) {
@@ -179,32 +180,37 @@ export class PanelHost implements vscode.Disposable {
       return;
     }
     const target = await this.target(m.params.db);
-    const dbNode: DatabaseNode = { type: 'database', state: target.state, db: target.db };
+    const route = 'panel' as const;
     switch (m.method) {
       case 'backups/database/backUp':
-        await vscode.commands.executeCommand(COMMANDS.backupNow.id, dbNode);
+        await this.backups.backup(target, 'manual', { route, trigger: 'Back Up Now' });
         return;
       case 'backups/database/verifyAll':
-        await vscode.commands.executeCommand(COMMANDS.verifyAll.id, dbNode);
+        await this.backups.verifyAll([target], { route });
         return;
       case 'backups/database/rotate':
-        await vscode.commands.executeCommand(COMMANDS.rotateNow.id, dbNode);
+        await this.backups.rotate([target.state], { route });
         return;
       case 'backups/backup/act': {
-        const { records, tiers } = await this.model.ofDatabase(target.state, target.db);
+        const { records } = await this.model.ofDatabase(target.state, target.db);
         const record = records.find((r) => r.id === m.params.id);
         if (!record) throw new Error(`no backup ${m.params.id} of ${target.db}`);
-        const tier = tiers.get(record.id)?.tier ?? 'daily';
-        const node: BackupNode = { type: 'backup', record, keep: tiers.get(record.id), parent: { type: 'tier', parent: dbNode, tier, records: [record] } };
-        const id = {
-          restore: COMMANDS.restoreBackup.id,
-          verify: COMMANDS.verifyBackup.id,
-          pin: COMMANDS.pinBackup.id,
-          unpin: COMMANDS.unpinBackup.id,
-          reveal: COMMANDS.revealBackup.id,
-        }[m.params.action];
-        await vscode.commands.executeCommand(id, node);
-        return;
+        const chosen = { record, archive: record.path, target };
+        switch (m.params.action) {
+          case 'restore':
+            await this.backups.restore(chosen, { route });
+            return;
+          case 'verify':
+            await this.backups.verify(chosen, { route });
+            return;
+          case 'pin':
+          case 'unpin':
+            await this.backups.setPinned(chosen, m.params.action === 'pin', { route });
+            return;
+          case 'reveal':
+            await this.backups.reveal(record.path);
+            return;
+        }
       }
     }
   }

@@ -14,6 +14,13 @@ export interface DbTarget {
   db: string;
 }
 
+/** A backup to act on: its archive, and its record and database when known (a tree row, a listing). */
+export interface ChosenBackup {
+  record?: BackupRecord;
+  archive: string;
+  target?: DbTarget;
+}
+
 /** Every configured database of every folder. */
 export async function allDatabases(folders: Folders): Promise<DbTarget[]> {
   return (await folders.resolve()).flatMap((state) => state.databases.map((db) => ({ state, db })));
@@ -62,7 +69,7 @@ export async function pickBackup(
   model: BackupsModel,
   arg: unknown,
   o: { title: string; browse?: boolean },
-): Promise<{ record?: BackupRecord; archive: string; target?: DbTarget } | undefined> {
+): Promise<ChosenBackup | undefined> {
   if (isNode(arg) && arg.type === 'backup') return { record: arg.record, archive: arg.record.path, target: dbOfNode(arg) };
   if (arg instanceof vscode.Uri) return { archive: arg.fsPath };
   const targets = await pickDatabases(folders, arg, { title: o.title });

@@ -1,7 +1,8 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { BackupError } from '../core/errors';
+import type { BackupService } from './backupService';
 import { COMMANDS } from './commandIds';
-import type { CoreHost } from './coreLoader';
 import type { FolderState, Folders } from './folders';
 import { relativeDb } from './folders';
 import { backupTaskLabel, backupTaskName, looksLikeMigration, TASK_SOURCE } from './migrations';
@@ -23,8 +24,9 @@ export interface MigrationOffer {
 
 /**
  * The backup-before-migration task hook: a TaskProvider of type `lifeboat` whose "Back
- * up <database>" tasks (CustomExecution + Pseudoterminal) run the engine's
- * backupBeforeMigration and exit 1 when it fails, so a `dependsOn` chain stops; the
+ * up <database>" tasks (CustomExecution + Pseudoterminal) run a `migration` backup through
+ * the BackupService (the engine's backupBeforeMigration, which fails unless the backup
+ * verified) and exit 1 when it fails, so a `dependsOn` chain stops; the
  * `Add Backup Step to Migration Task...` command; and a listener on started tasks that
  * offers to add the step to a migration task that has none.
  */
@@ -36,7 +38,7 @@ export class TaskHook implements vscode.Disposable {
 
   constructor(
     private readonly folders: Folders,
-    private readonly core: CoreHost,
+    private readonly backups: BackupService,
     private readonly ops: Operations,
     private readonly channel: vscode.LogOutputChannel,
   ) {
@@ -96,22 +98,26 @@ export class TaskHook implements vscode.Disposable {
         line(`Lifeboat: ${folder.name} is not open in this window.`);
         return 1;
       }
-      const db = path.resolve(folder.uri.fsPath, database);
+      // The folder's own (canonical) path of the database, so the status bar hears of the one it shows.
+      const db = state.databases.find((d) => relativeDb(folder, d) === database) ?? path.resolve(folder.uri.fsPath, database);
       line(`Lifeboat: backing up ${database} before the migration...`);
-      const { engine } = await this.core.get();
-      try {
-        const res = await engine.backupBeforeMigration(db, { dir: state.dir, settings: state.settings, trigger: `task: ${backupTaskName(database)}`, signal: ac.signal });
-        line(`\x1b[32mVerified backup ${res.record.id} (${res.record.path}).\x1b[0m`);
-        this.ops.afterChange(state.dir);
-        return 0;
-      } catch (e) {
-        const msg = (e as Error).message;
-        line(`\x1b[31mThe backup failed: ${msg}\x1b[0m`);
-        line('The migration does not run.');
-        this.ops.afterChange(state.dir);
-        this.ops.failure(`Lifeboat: the backup of ${database} before the migration failed, so the migration was stopped: ${msg}`, () => vscode.tasks.executeTask(this.makeTask(folder, database)));
+      const out = await this.backups.backup({ state, db }, 'migration', {
+        route: 'task',
+        trigger: `task: ${backupTaskName(database)}`,
+        signal: ac.signal,
+        retry: () => vscode.tasks.executeTask(this.makeTask(folder, database)),
+      });
+      if (!out) {
+        line('Lifeboat does not run tasks in Restricted Mode.');
         return 1;
       }
+      if (out.outcome === 'ok' && out.result) {
+        line(`\x1b[32mVerified backup ${out.result.record.id} (${out.result.record.path}).\x1b[0m`);
+        return 0;
+      }
+      line(out.outcome === 'cancelled' ? '\x1b[31mThe backup was cancelled.\x1b[0m' : `\x1b[31mThe backup failed: ${out.error?.message ?? out.message}\x1b[0m`);
+      line('The migration does not run.');
+      return 1;
     };
     return {
       onDidWrite: write.event,
@@ -126,7 +132,7 @@ export class TaskHook implements vscode.Disposable {
         );
       },
       // Closing the terminal cancels the backup; the engine leaves nothing partial.
-      close: () => ac.abort(),
+      close: () => ac.abort(new BackupError('cancelled', 'the task\'s terminal was closed')),
     };
   }
 

@@ -1,15 +1,22 @@
 // Lifeboat inside a real VS Code (code-server's extension host): activation, Back Up Now,
-// the tiers, the status bar, a failing backup, the task hook and re-scheduling. Runs after
-// activation.test.ts; each suite leaves the workspace as the next one expects.
+// the tiers, the status bar, a failing backup, the task hook, the shutdown backup and
+// re-scheduling. Every route that backs up is checked to go through the BackupService
+// once: one onDidSettle event of op `backup` (the scheduler's weekly restore test may
+// settle at any time, so only backups are counted), the new backup in the tree, its log
+// line once. Runs after activation.test.ts; each suite leaves the workspace as the next
+// one expects.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import * as vscode from 'vscode';
 import type { LifeboatApi } from '../../../src/extension/container';
 import type { Node } from '../../../src/extension/tree';
 import { seedBackups } from '../../fixtures/seedBackups';
+import { sqlite } from '../../fixtures/sqlite';
 import { DEFAULT_SETTINGS } from '../../../src/core/config';
+import { backupLogged, channelText, linesWith, SettleRecorder, until } from './settled';
 
 const EXTENSION_ID = 'lifeboat.lifeboat';
 
@@ -24,20 +31,10 @@ async function api(): Promise<LifeboatApi> {
   return a;
 }
 
-/** Polls `fn` until it returns a truthy value; fails with `what` after `ms` (a deadline, not a speed check). */
-async function until<T>(what: string, fn: () => T | Promise<T>, ms = 20_000): Promise<NonNullable<T>> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v as NonNullable<T>;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+let recorder: SettleRecorder | undefined;
+/** One recorder of the extension's onDidSettle events for this file's tests. */
+async function settles(): Promise<SettleRecorder> {
+  return (recorder ??= new SettleRecorder(await api()));
 }
 
 interface Row {
@@ -62,6 +59,17 @@ async function readTree(a: LifeboatApi, node?: Node): Promise<Row[]> {
 async function configure(values: Record<string, unknown>): Promise<void> {
   const cfg = vscode.workspace.getConfiguration('lifeboat');
   for (const [k, v] of Object.entries(values)) await cfg.update(k, v, vscode.ConfigurationTarget.Workspace);
+}
+
+/** The backup rows of the tree (any tier), with their archive ids. */
+async function backupRows(a: LifeboatApi): Promise<{ tier: string; id: string; row: Row }[]> {
+  const out: { tier: string; id: string; row: Row }[] = [];
+  for (const db of await readTree(a)) {
+    for (const tier of db.children) {
+      for (const row of tier.children) if (row.node.type === 'backup') out.push({ tier: tier.label, id: row.node.record.id, row });
+    }
+  }
+  return out;
 }
 
 function zips(): string[] {
@@ -104,10 +112,22 @@ suite('Lifeboat: activation and Back Up Now', () => {
 
   test('Back Up Now makes a verified archive and a row under Manual', async () => {
     const a = await api();
+    const rec = await settles();
+    const mark = rec.mark();
+    const mirrored = linesWith(channelText(a), '[backup log] backup.ok');
     await vscode.commands.executeCommand('lifeboat.backupNow');
     const made = zips();
     assert.equal(made.length, 1, `archives: ${made.join(', ')}`);
     assert.match(made[0], /^app-\d{8}T\d{9}Z-manual\.zip$/);
+    // The command ran through the BackupService, whose after-effects ran once.
+    const settled = rec.since(mark, { op: 'backup' });
+    assert.equal(settled.length, 1, JSON.stringify(rec.since(mark)));
+    const [s] = settled;
+    assert.deepEqual([s.op, s.route, s.kind, s.outcome, s.backup], ['backup', 'command', 'manual', 'ok', made[0].replace(/\.zip$/, '')]);
+    assert.equal(s.message, 'Lifeboat: backed up app.db (manual, verified).');
+    const log = await backupLogged(a, s.backup!);
+    assert.equal(linesWith(log, ` as ${s.backup} (`), 1, 'one line about the backup');
+    assert.equal(linesWith(log, '[backup log] backup.ok') - mirrored, 1, 'the backup log\'s backup.ok line is mirrored once');
     const tiers = await until('the Manual tier', async () => {
       const [db] = await readTree(a);
       return db?.children.some((t) => t.label === 'Manual') ? db.children : undefined;
@@ -115,6 +135,7 @@ suite('Lifeboat: activation and Back Up Now', () => {
     const manual = tiers.find((t) => t.label === 'Manual')!;
     assert.equal(manual.children.length, 1);
     const row = manual.children[0];
+    assert.equal(row.node.type === 'backup' && row.node.record.id, s.backup);
     assert.match(row.description, /^[\d.]+ (B|KB|MB) · verified · manual$/);
     assert.equal(row.contextValue, 'lifeboat.backup.manual.verified');
     const item = a.tree.getTreeItem(row.node);
@@ -171,7 +192,13 @@ suite('Lifeboat: failures', () => {
     // README.md is a file, so no directory can be made under it (root ignores permissions).
     await configure({ directory: 'README.md/backups' });
     await a.refresh();
+    const rec = await settles();
+    const mark = rec.mark();
     await vscode.commands.executeCommand('lifeboat.backupNow');
+    const settled = rec.since(mark, { op: 'backup' });
+    assert.equal(settled.length, 1, JSON.stringify(rec.since(mark)));
+    assert.deepEqual([settled[0].op, settled[0].route, settled[0].kind, settled[0].outcome], ['backup', 'command', 'manual', 'failed']);
+    assert.match(settled[0].message, /^Lifeboat: the manual backup of app\.db failed: .*README\.md/);
     const st = await until('the error colour', async () => {
       const s = await a.status();
       return s.background === 'error' ? s : undefined;
@@ -259,6 +286,10 @@ suite('Lifeboat: migration task hook', () => {
     );
     const before = new Set(zips());
     rmSync(marker(), { force: true });
+    // The failure suite's Back Up Now left the status bar red; the task's backup clears it.
+    assert.equal((await a.status()).background, 'error', 'precondition: the failed Back Up Now is still shown');
+    const rec = await settles();
+    const mark = rec.mark();
     await runAndWait('migrate', 'migrate');
     await until('the migration output', () => existsSync(marker()));
     const added = zips().filter((z) => !before.has(z));
@@ -266,6 +297,16 @@ suite('Lifeboat: migration task hook', () => {
     assert.match(added[0], /-migration\.zip$/);
     assert.ok(statSync(path.join(ws(), 'backups', added[0])).mtimeMs <= statSync(marker()).mtimeMs, 'the backup came first');
     assert.equal(a.migrationOffers.length, 0, 'no offer for a task that already backs up');
+    // The task's backup ran through the BackupService, whose after-effects ran once.
+    const settled = rec.since(mark, { op: 'backup' });
+    assert.equal(settled.length, 1, JSON.stringify(rec.since(mark)));
+    const [s] = settled;
+    assert.deepEqual([s.op, s.route, s.kind, s.outcome, s.backup], ['backup', 'task', 'migration', 'ok', added[0].replace(/\.zip$/, '')]);
+    const log = await backupLogged(a, s.backup!);
+    assert.equal(linesWith(log, ` as ${s.backup} (`), 1, 'one line about the backup');
+    const row = await until('the task\'s backup in the tree', async () => (await backupRows(a)).find((r) => r.id === s.backup));
+    assert.equal(row.tier, 'Migrations');
+    assert.equal((await a.status()).background, 'none', 'the status bar heard of the task\'s backup');
   });
 
   test('a failing backup stops the migration', async function () {
@@ -284,8 +325,15 @@ suite('Lifeboat: migration task hook', () => {
     });
     const sub = { dispose: () => (subStart.dispose(), subEnd.dispose()) };
     const before = zips().length;
+    const rec = await settles();
+    const mark = rec.mark();
     const code = await runAndWait('migrate', 'Back up app.db');
     assert.notEqual(code, 0, 'the backup task reported success');
+    const settled = rec.since(mark, { op: 'backup' });
+    assert.equal(settled.length, 1, JSON.stringify(rec.since(mark)));
+    assert.deepEqual([settled[0].op, settled[0].route, settled[0].kind, settled[0].outcome], ['backup', 'task', 'migration', 'failed']);
+    assert.match(settled[0].message, /README\.md.*The migration was stopped\.$/);
+    assert.equal((await (await api()).status()).background, 'error', 'the status bar shows the failed backup');
     // A chained task that (wrongly) starts does so as its dependency ends; a task run after
     // that shows the task system has moved on. If migrate did start, wait for its end.
     await runProbeTask();
@@ -313,6 +361,44 @@ suite('Lifeboat: migration task hook', () => {
     );
     await runAndWait('db up', 'db up');
     await until('the offer', () => a.migrationOffers.find((o) => o.task === 'db up'));
+  });
+});
+
+suite('Lifeboat: the shutdown backup', () => {
+  const saved = () => path.join(os.tmpdir(), `app.db.before-shutdown-test-${process.pid}`);
+
+  suiteSetup(() => copyFileSync(path.join(ws(), 'app.db'), saved()));
+  suiteTeardown(() => {
+    copyFileSync(saved(), path.join(ws(), 'app.db'));
+    rmSync(saved(), { force: true });
+  });
+
+  test('a changed database gets one shutdown backup through the service; an unchanged one none', async function () {
+    this.timeout(60_000);
+    const a = await api();
+    const rec = await settles();
+    const shutdownZips = () => zips().filter((z) => z.endsWith('-shutdown.zip'));
+    const before = shutdownZips();
+    // A write the newest verified backup (the task's) has not seen.
+    sqlite(path.join(ws(), 'app.db'), 'CREATE TABLE shutdown_probe(x INTEGER); INSERT INTO shutdown_probe VALUES (1);');
+    let mark = rec.mark();
+    await a.shutdownBackup();
+    let settled = rec.since(mark, { op: 'backup' });
+    assert.equal(settled.length, 1, JSON.stringify(rec.since(mark)));
+    const [s] = settled;
+    assert.deepEqual([s.op, s.route, s.kind, s.outcome], ['backup', 'shutdown', 'shutdown', 'ok']);
+    const added = shutdownZips().filter((z) => !before.includes(z));
+    assert.deepEqual(added, [`${s.backup}.zip`]);
+    const log = await backupLogged(a, s.backup!);
+    assert.equal(linesWith(log, ` as ${s.backup} (`), 1, 'one line about the backup');
+    await until('the shutdown backup in the tree', async () => (await backupRows(a)).some((r) => r.id === s.backup));
+
+    mark = rec.mark();
+    await a.shutdownBackup();
+    settled = rec.since(mark, { op: 'backup' });
+    assert.equal(settled.length, 1, JSON.stringify(rec.since(mark)));
+    assert.deepEqual([settled[0].route, settled[0].kind, settled[0].outcome], ['shutdown', 'shutdown', 'unchanged']);
+    assert.deepEqual(shutdownZips(), [...before, ...added].sort(), 'no second shutdown archive');
   });
 });
 

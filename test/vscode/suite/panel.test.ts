@@ -1,16 +1,19 @@
 // The Settings and Statistics panel's host inside a real VS Code: the real webview app says
 // ready and gets the statistics of the backups on disk, Requests are answered by the core
 // (validate, slots, planRotation), a saved setting lands in .vscode/settings.json, row
-// actions run the extension's commands, progress of a backup reaches the panel, and a
-// malformed message is ignored. Runs after lifeboat.test.ts (whose teardown cleans up).
+// actions and Back Up Now run through the BackupService (one onDidSettle each, route
+// `panel`; the tree and the panel's state show the result), progress of a backup reaches
+// the panel, and a malformed message is ignored. Runs after lifeboat.test.ts.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
 import type { LifeboatApi } from '../../../src/extension/container';
+import type { Node } from '../../../src/extension/tree';
 import type { HostMessage, PanelState, ProgressState, ReplyMessage } from '../../../webview/protocol';
 import { Engine } from '../../../src/core/engine';
 import { seedBackups } from '../../fixtures/seedBackups';
+import { backupLogged, linesWith, SettleRecorder } from './settled';
 
 const EXTENSION_ID = 'lifeboat.lifeboat';
 const ws = () => vscode.workspace.workspaceFolders![0].uri.fsPath;
@@ -34,6 +37,19 @@ async function until<T>(what: string, fn: () => T | Promise<T>, ms = 30_000): Pr
   }
 }
 
+/** The tree's row of backup `id`: its contextValue, or undefined when the tree does not show it. */
+async function treeRow(a: LifeboatApi, id: string): Promise<string | undefined> {
+  const walk = async (node?: Node): Promise<string | undefined> => {
+    for (const k of (await a.tree.getChildren(node)) ?? []) {
+      if (k.type === 'backup' && k.record.id === id) return a.tree.getTreeItem(k).contextValue ?? '';
+      const found = await walk(k);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  };
+  return walk();
+}
+
 let seq = 1000;
 async function request(a: LifeboatApi, method: string, params: unknown): Promise<ReplyMessage> {
   const r = await a.panel.handle({ kind: 'request', id: ++seq, method, params });
@@ -48,10 +64,12 @@ function ok<T>(r: ReplyMessage): T {
 suite('Lifeboat: the Settings and Statistics panel', () => {
   const posted: HostMessage[] = [];
   let sub: vscode.Disposable | undefined;
+  let rec: SettleRecorder;
 
   suiteSetup(async () => {
     const a = await api();
     sub = a.panel.onDidPost((m) => posted.push(m));
+    rec = new SettleRecorder(a);
     const cfg = vscode.workspace.getConfiguration('lifeboat');
     await cfg.update('databases', ['app.db'], vscode.ConfigurationTarget.Workspace);
     await cfg.update('schedule.daily', true, vscode.ConfigurationTarget.Workspace);
@@ -68,7 +86,10 @@ suite('Lifeboat: the Settings and Statistics panel', () => {
     await a.refresh();
   });
 
-  suiteTeardown(() => sub?.dispose());
+  suiteTeardown(() => {
+    sub?.dispose();
+    rec.dispose();
+  });
 
   test('opens; the app says ready and gets the statistics of the backups on disk', async () => {
     const a = await api();
@@ -153,30 +174,63 @@ suite('Lifeboat: the Settings and Statistics panel', () => {
     await cfg.update('notifications', previous.notifications, vscode.ConfigurationTarget.Workspace);
   });
 
-  test('row actions run the extension\'s commands: Pin and Unpin change the catalog', async () => {
+  test('row actions run through the BackupService: Pin and Unpin change the catalog and the tree', async () => {
     const a = await api();
     const list = async () => new Engine().list(backupsDir());
     const target = (await list()).records.find((r) => r.manifest.kind === 'scheduled')!;
     assert.ok(target);
-    await a.panel.handle({ kind: 'command', method: 'backups/backup/act', params: { db: dbPath(), id: target.id, action: 'pin' } });
     const pinned = async () => (await list()).records.find((r) => r.id === target.id)?.state.pinned === true;
-    assert.equal(await pinned(), true);
-    await a.panel.handle({ kind: 'command', method: 'backups/backup/act', params: { db: dbPath(), id: target.id, action: 'unpin' } });
-    assert.equal(await pinned(), false);
+    for (const action of ['pin', 'unpin'] as const) {
+      const mark = rec.mark();
+      await a.panel.handle({ kind: 'command', method: 'backups/backup/act', params: { db: dbPath(), id: target.id, action } });
+      assert.equal(await pinned(), action === 'pin');
+      const settled = rec.since(mark, { op: action });
+      assert.equal(settled.length, 1, JSON.stringify(rec.since(mark)));
+      assert.deepEqual([settled[0].route, settled[0].outcome, settled[0].backup, settled[0].db], ['panel', 'ok', target.id, dbPath()]);
+      // The real tree was refreshed by the service: the row's menu offers Unpin or Pin now.
+      const ctx = await treeRow(a, target.id);
+      assert.ok(ctx, `the tree shows ${target.id}`);
+      assert.equal(ctx.endsWith('.pinned'), action === 'pin', ctx);
+    }
   });
 
-  test('Back Up Now from the panel makes a backup and its progress and result reach the panel', async () => {
+  test('Verify from a row runs through the BackupService and refreshes the panel', async () => {
     const a = await api();
-    const before = readdirSync(backupsDir()).filter((n) => n.endsWith('-manual.zip')).length;
+    const target = (await new Engine().list(backupsDir())).records.find((r) => r.manifest.kind === 'migration')!;
+    assert.ok(target);
+    const mark = rec.mark();
     const from = posted.length;
+    await a.panel.handle({ kind: 'command', method: 'backups/backup/act', params: { db: dbPath(), id: target.id, action: 'verify' } });
+    // Only the verification: a catch-up of the daily schedule may settle meanwhile.
+    const settled = rec.since(mark, { op: 'verify' });
+    assert.equal(settled.length, 1, JSON.stringify(rec.since(mark)));
+    assert.deepEqual([settled[0].route, settled[0].outcome, settled[0].backup], ['panel', 'ok', target.id]);
+    assert.ok((await new Engine().list(backupsDir())).records.find((r) => r.id === target.id)?.state.lastVerify, 'the verification is recorded on the backup');
+    await until('a state notification after the verification', () => posted.slice(from).find((m) => m.kind === 'notification' && m.method === 'panel/state/didChange'));
+  });
+
+  test('Back Up Now from the panel makes a backup through the BackupService; progress, tree and state show it', async () => {
+    const a = await api();
+    const before = readdirSync(backupsDir()).filter((n) => n.endsWith('-manual.zip'));
+    const from = posted.length;
+    const mark = rec.mark();
     await a.panel.handle({ kind: 'command', method: 'backups/database/backUp', params: { db: dbPath() } });
-    assert.equal(readdirSync(backupsDir()).filter((n) => n.endsWith('-manual.zip')).length, before + 1);
+    const made = readdirSync(backupsDir()).filter((n) => n.endsWith('-manual.zip') && !before.includes(n));
+    assert.equal(made.length, 1);
+    const settled = rec.since(mark, { op: 'backup', route: 'panel' });
+    assert.equal(settled.length, 1, JSON.stringify(rec.since(mark)));
+    const [s] = settled;
+    assert.deepEqual([s.kind, s.outcome, s.backup], ['manual', 'ok', made[0].replace(/\.zip$/, '')]);
+    assert.equal(rec.since(mark, { backup: s.backup }).length, 1, 'no other route settled the same backup');
     const progress = posted.slice(from).filter((m) => m.kind === 'notification' && m.method === 'panel/progress/didChange').map((m) => m.params as ProgressState);
     assert.ok(progress.some((p) => p.running.some((o) => /backing up app\.db/.test(o.title))), 'a running backup was shown');
     await until('the result', () => [...posted].reverse().find((m) => m.kind === 'notification' && m.method === 'panel/progress/didChange' && (m.params as ProgressState).last?.result?.ok === true));
     await until('the new backup in the panel', () =>
-      [...posted].reverse().find((m) => m.kind === 'notification' && m.method === 'panel/state/didChange' && (m.params as PanelState).databases[0]?.history.some((r) => r.kind === 'manual')),
+      [...posted].reverse().find((m) => m.kind === 'notification' && m.method === 'panel/state/didChange' && (m.params as PanelState).databases[0]?.history.some((r) => r.id === s.backup)),
     );
+    assert.ok(await treeRow(a, s.backup!), 'the tree shows the new backup');
+    const log = await backupLogged(a, s.backup!);
+    assert.equal(linesWith(log, ` as ${s.backup} (`), 1, 'one line about the backup');
     assert.ok(existsSync(backupsDir()));
   });
 });

@@ -1,14 +1,18 @@
 // Scheduled runs in the Settings and Statistics panel, inside a real VS Code: a backup the
-// scheduler starts (not a command) shows its progress and result in the panel, and a
-// scheduled backup that fails because its directory cannot be made shows as the panel's
-// last failure although no backup log could record it. Runs after panel.test.ts (the
-// database, its backups and the open panel are there); leaves the settings as it found them.
+// scheduler starts (not a command) shows its progress and result in the panel and is
+// settled once by the BackupService (route `schedule`: the tree shows it, its log line is
+// written once), and a scheduled backup that fails because its directory cannot be made
+// shows as the panel's last failure although no backup log could record it. Runs after
+// panel.test.ts (the database, its backups and the open panel are there); leaves the
+// settings as it found them.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
 import type { LifeboatApi } from '../../../src/extension/container';
+import type { Node } from '../../../src/extension/tree';
 import type { HostMessage, OperationView, PanelState, ProgressState } from '../../../webview/protocol';
+import { backupLogged, linesWith, SettleRecorder } from './settled';
 
 const EXTENSION_ID = 'lifeboat.lifeboat';
 const ws = () => vscode.workspace.workspaceFolders![0].uri.fsPath;
@@ -38,11 +42,20 @@ async function configure(values: Record<string, unknown>): Promise<void> {
   for (const [k, v] of Object.entries(values)) await cfg.update(k, v, vscode.ConfigurationTarget.Workspace);
 }
 
+/** True when the tree shows backup `id`. */
+async function treeHas(a: LifeboatApi, id: string, node?: Node): Promise<boolean> {
+  for (const k of (await a.tree.getChildren(node)) ?? []) {
+    if ((k.type === 'backup' && k.record.id === id) || (await treeHas(a, id, k))) return true;
+  }
+  return false;
+}
+
 const scheduledZips = () => (existsSync(backupsDir()) ? readdirSync(backupsDir()).filter((n) => n.endsWith('-scheduled.zip')) : []);
 
 suite('Lifeboat: scheduled runs in the panel', () => {
   const posted: HostMessage[] = [];
   let sub: vscode.Disposable | undefined;
+  let rec: SettleRecorder;
   const progressFrom = (from: number) =>
     posted
       .slice(from)
@@ -59,6 +72,7 @@ suite('Lifeboat: scheduled runs in the panel', () => {
   suiteSetup(async () => {
     const a = await api();
     sub = a.panel.onDidPost((m) => posted.push(m));
+    rec = new SettleRecorder(a);
     await configure({ databases: ['app.db'] });
     await vscode.commands.executeCommand('lifeboat.openPanel');
     // As the webview app does when it (re)loads: from now on the host posts to it.
@@ -68,6 +82,7 @@ suite('Lifeboat: scheduled runs in the panel', () => {
 
   suiteTeardown(async () => {
     sub?.dispose();
+    rec.dispose();
     await configure({ 'schedule.cron': undefined, 'schedule.skipUnchanged': undefined, directory: undefined });
   });
 
@@ -75,9 +90,11 @@ suite('Lifeboat: scheduled runs in the panel', () => {
     // Every minute: the current minute's slot is due unless a scheduled backup was made in it,
     // in which case the next minute's is; the settings change wakes the scheduler at once.
     this.timeout(150_000);
+    const a = await api();
     const before = scheduledZips().length;
     const from = posted.length;
     const oldId = newestOpId();
+    const mark = rec.mark();
     await configure({ 'schedule.cron': '* * * * *', 'schedule.skipUnchanged': false });
     const last = await until(
       'the scheduled backup\'s result in the panel',
@@ -92,6 +109,15 @@ suite('Lifeboat: scheduled runs in the panel', () => {
     // (the unit test checks every phase and its bytes); any engine phase shows it flowed.
     assert.ok(running.some((o) => o.phase !== 'starting'), `the engine's progress was shown: ${JSON.stringify(running.map((o) => [o.phase, o.done, o.total]))}`);
     assert.ok(scheduledZips().length > before, 'the scheduled backup is on disk');
+    // The scheduler's run was settled by the BackupService, once.
+    const id = /\((app-[^)]*)\)/.exec(last.result!.message)![1];
+    const s = await until('the scheduled backup settled', () => rec.since(mark, { backup: id }).find((e) => e.route === 'schedule'), 30_000);
+    assert.deepEqual([s.op, s.kind, s.outcome, s.db], ['backup', 'scheduled', 'ok', dbPath()]);
+    assert.ok(scheduledZips().includes(`${id}.zip`));
+    const log = await backupLogged(a, id);
+    assert.equal(linesWith(log, ` as ${id} (`), 1, 'one line about the backup');
+    assert.equal(rec.since(mark, { backup: id }).length, 1, 'settled once');
+    await until('the scheduled backup in the tree', () => treeHas(a, id), 30_000);
   });
 
   test('a scheduled backup into a directory that cannot be made is the panel\'s last failure', async function () {
@@ -99,6 +125,7 @@ suite('Lifeboat: scheduled runs in the panel', () => {
     const a = await api();
     const from = posted.length;
     const oldId = newestOpId();
+    const mark = rec.mark();
     // README.md is a file, so no directory can be made under it, and no backup log either.
     await configure({ directory: 'README.md/backups' });
     const state = await until(
@@ -118,5 +145,8 @@ suite('Lifeboat: scheduled runs in the panel', () => {
     );
     assert.match(failed.result!.message, /README\.md/);
     assert.equal((await a.status()).background, 'error', 'the status bar shows the failure');
+    const settled = await until('the failure settled', () => rec.since(mark, { route: 'schedule', op: 'backup', outcome: 'failed' })[0], 30_000);
+    assert.equal(settled.db, dbPath());
+    assert.match(settled.message, /^Lifeboat: the scheduled backup of app\.db failed: .*README\.md/);
   });
 });
