@@ -7,7 +7,7 @@ import { withLock, type LockOptions } from '../catalog/lock';
 import { systemClock, type Clock } from '../context';
 import { BackupError, fsError } from '../errors';
 import { crashPoint } from '../faults';
-import { fsyncDir, writeFileAtomic } from '../fsutil';
+import { fsyncDir, fsyncFile, writeFileAtomic } from '../fsutil';
 import { processAlive } from '../processInfo';
 import { assertObjectName, type BackupStore, type ByteRange, type StoredObject, type StoreLog } from './store';
 
@@ -172,13 +172,7 @@ export class LocalDirStore implements BackupStore {
     try {
       await fs.mkdir(dir, { recursive: true });
       // The caller wrote the file; it must be on disk before its name is.
-      const fh = await fs.open(file, 'r');
-      try {
-        crashPoint('fsync', file);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+      await fsyncFile(file);
       if (o.overwrite) {
         crashPoint('rename', target);
         await fs.rename(file, target);
