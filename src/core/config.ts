@@ -10,6 +10,7 @@
 
 export type NotificationLevel = 'all' | 'failures' | 'none';
 export type VerifyMode = 'auto' | 'full' | 'quick';
+export type BackupFormatSetting = 'repository' | 'zip';
 
 export interface RetentionSettings {
   /** Newest backup of each of the N most recent days that have one. */
@@ -57,6 +58,13 @@ export interface Settings {
   restoreTest: boolean;
   /** zlib level of the archives, 0 (store) to 9. */
   compressionLevel: number;
+  /**
+   * How new backups are stored: 'repository' (format v2: pages stored once and shared by
+   * every later backup that has them) or 'zip' (format v1: one self-contained zip each).
+   */
+  format: BackupFormatSetting;
+  /** Repository: start a fresh full copy (sharing no pages) when the newest one is this many days old; 0 = never. */
+  freshBaseDays: number;
   notifications: NotificationLevel;
 }
 
@@ -78,6 +86,8 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   probeQuery: '',
   restoreTest: true,
   compressionLevel: 1,
+  format: 'zip',
+  freshBaseDays: 0,
   notifications: 'failures',
 }) as Settings;
 
@@ -220,6 +230,13 @@ export const FIELDS: ReadonlyArray<{
     get: (s) => s.compressionLevel,
     set: (s, v) => (s.compressionLevel = v),
     check: isInt(0, 9),
+  },
+  { key: 'format', get: (s) => s.format, set: (s, v) => (s.format = v), check: isOneOf('repository', 'zip') },
+  {
+    key: 'repository.freshBaseDays',
+    get: (s) => s.freshBaseDays,
+    set: (s, v) => (s.freshBaseDays = v),
+    check: isInt(0, 3650),
   },
   {
     key: 'notifications',

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { LIFEBOAT_VERSION, runBackup, type BackupOptions, type BackupResult } from './backup/backup';
 import { Catalog } from './catalog/catalog';
 import type { Settings } from './config';
@@ -5,9 +6,12 @@ import { nullLogger, systemClock, type Clock, type Logger, type ProgressListener
 import { BackupError } from './errors';
 import type { BackupFormat } from './format/format';
 import { formatNamed } from './format/formats';
+import { repoV2 } from './format/repoV2';
+import { SNAPSHOT_FOLDER } from './format/repo/snapshotManifest';
 import { zipV1 } from './format/zipV1';
 import { canonicalPath } from './fsutil';
 import { isVerified, type BackupRecord, type Manifest } from './model';
+import { exportBackup, type ExportOptions, type ExportResult } from './restore/export';
 import { restoreBackup, type RestoreOptions, type RestoreResult } from './restore/restore';
 import type { RotationPlan } from './retention/plan';
 import { deleteBackup, rotateStore } from './rotate/rotate';
@@ -18,7 +22,7 @@ import { LocalDirStore } from './store/localDirStore';
 import { restoreTest, verifyBackup, type VerifyResult } from './verify/backupCheck';
 
 export { LIFEBOAT_VERSION };
-export type { BackupOptions, BackupResult, RestoreOptions, RestoreResult, VerifyResult };
+export type { BackupOptions, BackupResult, ExportOptions, ExportResult, RestoreOptions, RestoreResult, VerifyResult };
 
 /** What the engine needs from its host: one object instead of globals. */
 export interface EngineContext {
@@ -75,7 +79,7 @@ export class Engine {
    * is reported in the result (ok false), never thrown. The result is recorded on the
    * backup and in its store's log where that can be written.
    */
-  async verifyArchive(archivePath: string, settings: Settings, o: { signal?: AbortSignal; onProgress?: ProgressListener } = {}): Promise<VerifyResult> {
+  async verifyArchive(archivePath: string, settings: Settings, o: { signal?: AbortSignal; onProgress?: ProgressListener; deep?: boolean } = {}): Promise<VerifyResult> {
     const { catalog, object, format } = this.locate(archivePath);
     return verifyBackup(this, catalog, format, object, settings, o);
   }
@@ -144,6 +148,17 @@ export class Engine {
     );
   }
 
+  /**
+   * Writes a backup out as a file that needs no Lifeboat: the database itself, or a v1
+   * `.zip` archive when `o.to` ends in .zip (see `exportBackup`). Logged in the store.
+   */
+  async exportBackup(archivePath: string, o: ExportOptions): Promise<ExportResult> {
+    const { catalog, object, format } = this.locate(archivePath);
+    const res = await exportBackup(catalog, format, object, o);
+    await catalog.record({ op: 'export', level: 'info', db: res.manifest.source.path, backup: res.manifest.id, message: `exported ${res.manifest.id} to ${res.path} (${res.as})` });
+    return res;
+  }
+
   /** Plans rotation of a directory's backups and, unless `dryRun`, applies it: see `rotateStore`. */
   rotate(dir: string, settings: Settings, o: { dryRun?: boolean; force?: boolean } = {}): Promise<RotationPlan> {
     return rotateStore(this, this.catalog(dir), settings, o);
@@ -183,12 +198,18 @@ export class Engine {
 
   /**
    * The store, object and format a front end's backup path names. A path is a local
-   * folder store and an object in it; its format is the one whose objects look like it
-   * (v1 for anything else, so that a stray file is reported as no valid archive).
+   * folder store and an object in it: `<dir>/snapshots/<id>.json` is a v2 backup in
+   * `<dir>`, anything else a v1 archive in its folder (so that a stray file is reported
+   * as no valid archive).
    */
   private locate(backupPath: string): { catalog: Catalog; object: string; format: BackupFormat } {
-    const { store, object } = LocalDirStore.forFile(backupPath, { clock: this.clock });
-    const catalog = new Catalog(store, { clock: this.clock });
-    return { catalog, object, format: zipV1 };
+    const p = path.resolve(backupPath);
+    const parent = path.dirname(p);
+    if (path.basename(parent) === SNAPSHOT_FOLDER && p.endsWith('.json')) {
+      const store = new LocalDirStore(path.dirname(parent), { clock: this.clock });
+      return { catalog: new Catalog(store, { clock: this.clock }), object: `${SNAPSHOT_FOLDER}/${path.basename(p)}`, format: repoV2 };
+    }
+    const { store, object } = LocalDirStore.forFile(p, { clock: this.clock });
+    return { catalog: new Catalog(store, { clock: this.clock }), object, format: zipV1 };
   }
 }

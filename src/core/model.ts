@@ -49,6 +49,8 @@ export interface VerifyReport {
 /** The archive format's identity. Readers refuse versions they don't know. */
 export const ARCHIVE_FORMAT = 'lifeboat-archive';
 export const ARCHIVE_FORMAT_VERSION = 1;
+/** Format version 2: a snapshot manifest in a content-addressed page repository. */
+export const REPOSITORY_FORMAT_VERSION = 2;
 /** The image's entry name inside the zip. */
 export const IMAGE_ENTRY = 'database.sqlite';
 export const MANIFEST_ENTRY = 'manifest.json';
@@ -121,6 +123,31 @@ export interface Manifest {
   /** The trigger, free text for people ("daily 02:00", "task: prisma migrate", "cli"). */
   trigger?: string;
   lifeboatVersion: string;
+  /** Format v2 only: where the image's pages are stored in the repository. */
+  repository?: RepositoryMap;
+  /** Format v2 only: SHA-256 of the manifest's JSON without this field (the zip carries its own seal). */
+  seal?: string;
+}
+
+/**
+ * Format v2: the page map of one snapshot. Page i (1-based) of the image is entry
+ * `extents`-given of pack `packs[k]`; see src/core/format/repo/pageMap.ts.
+ */
+export interface RepositoryMap {
+  pageSize: number;
+  pageCount: number;
+  /** SHA-256 over the SHA-256 of every page, in page order. */
+  root: string;
+  /** Object names of the packs the map points into (`packs/<sha256>.pack`). */
+  packs: string[];
+  /** [firstPage, count, pack index, first entry] runs. */
+  extents: [number, number, number, number][];
+  /** The backup whose pages this one was compared with, when there was one. */
+  parent?: string;
+  /** The backup this one repeats because the database had not changed (no snapshot taken). */
+  unchangedFrom?: string;
+  /** What this backup stored: its new packs, pages and bytes (0 when everything was there). */
+  added: { packs: string[]; pages: number; bytes: number };
 }
 
 /** Mutable state kept about a backup in the catalog (not in the archive). */
@@ -138,13 +165,16 @@ export interface BackupRecord {
   id: string;
   /** The URL of the store that holds it (`file:///...` for a folder). */
   store: string;
-  /** The store object that makes it visible (v1: `<id>.zip`). */
+  /** The store object that makes it visible (v1: `<id>.zip`; v2: `snapshots/<id>.json`). */
   object: string;
-  /** Its format's short name: 'zip' (v1). */
+  /** Its format's short name: 'zip' (v1), 'repository' (v2). */
   format: string;
   /** Where that object is, for people and scripts: a local path for a folder store, a URL otherwise. */
   path: string;
-  /** Bytes of the object that makes it visible (v1: the whole zip). */
+  /**
+   * Bytes this backup put in its store: v1 the whole zip; v2 its manifest plus the packs
+   * it added (pages it shares with older backups are counted where they were first stored).
+   */
   archiveSize: number;
   manifest: Manifest;
   state: BackupState;

@@ -253,7 +253,7 @@ function readManifestJson(bytes: Buffer, archivePath: string): Manifest {
   } catch (e) {
     throw bad(archivePath, 'manifest.json is not valid UTF-8 JSON', e);
   }
-  return parseManifest(json, archivePath);
+  return parseManifest(json, archivePath, [1]);
 }
 
 /**

@@ -5,9 +5,10 @@ import type { Catalog } from '../catalog/catalog';
 import type { Settings } from '../config';
 import type { Clock, Logger, ProgressListener } from '../context';
 import { BackupError, fsError } from '../errors';
+import { repoV2 } from '../format/repoV2';
 import { zipV1 } from '../format/zipV1';
 import { removeQuietly } from '../fsutil';
-import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, IMAGE_ENTRY, type BackupKind, type BackupRecord } from '../model';
+import { ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, IMAGE_ENTRY, type BackupKind, type BackupRecord, type Manifest, type SourceStateRecord } from '../model';
 import { snapshotDatabase } from '../snapshot/liveSnapshot';
 import { readDbHeader, readSourceState } from '../sqliteFile';
 import { scratchFile, type BackupStore, type StoredObject } from '../store/store';
@@ -15,9 +16,11 @@ import { isoLocal } from '../time';
 import { formatBytes } from '../units';
 import { verifyOptions } from '../verify/fromSettings';
 import { verifyImage } from '../verify/verifier';
+import { LIFEBOAT_VERSION } from '../version';
 import { archiveId } from './naming';
+import { runRepoBackup } from './repoBackup';
 
-export const LIFEBOAT_VERSION = '0.1.0';
+export { LIFEBOAT_VERSION };
 
 export interface BackupOptions {
   /** Absolute backup directory: a local folder store (used when `store` is absent). */
@@ -26,6 +29,8 @@ export interface BackupOptions {
   store?: BackupStore;
   kind: BackupKind;
   settings: Settings;
+  /** The format of this backup; `settings.format` when absent (a pre-restore backup goes where the restored backup is). */
+  format?: Settings['format'];
   trigger?: string;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
@@ -65,15 +70,68 @@ export async function runBackup(deps: BackupDeps, db: string, catalog: Catalog, 
   await catalog.ensure();
   const created = deps.clock.now();
   const id = archiveId(db, created, o.kind);
-  const scratch = await store.scratchDir();
-  const image = scratchFile(scratch, id, '.image');
-  const partial = scratchFile(scratch, id, '.zip.partial');
   deps.logger.info(`backup started: ${db}`, { ...fields, backup: id });
   await catalog.record({ op: 'backup.start', level: 'info', db, backup: id, message: `${o.kind} backup of ${db} started`, detail: { kind: o.kind, trigger: o.trigger } });
   try {
+    const repo = (o.format ?? o.settings.format) === 'repository';
+    const made = repo
+      ? await runRepoBackup(deps, db, catalog, o, { id, sourceState, created, started })
+      : await writeZipBackup(deps, db, catalog, o, { id, sourceState, created, started });
+    const { manifest, published } = made;
+    const format = repo ? repoV2 : zipV1;
+    const record = catalog.recordOf(format, published, manifest, {});
+    const verified = manifest.verification.status === 'ok';
+    const secs = ((Date.now() - started) / 1000).toFixed(1);
+    if (manifest.sourceDamaged) {
+      const msg = `${db} is damaged: its backup ${record.id} failed verification (${manifest.verification.problems.slice(0, 3).join('; ')})`;
+      deps.logger.error(msg, { ...fields, backup: record.id });
+      await catalog.record({ op: 'backup.sourceDamaged', level: 'error', db, backup: record.id, message: msg, detail: { problems: manifest.verification.problems } });
+    } else {
+      const note = verified ? '' : manifest.verification.status === 'skipped' ? ', NOT verified: ' + (manifest.verification.skippedReason ?? '') : '';
+      const what = repo
+        ? manifest.repository?.unchangedFrom
+          ? `unchanged since ${manifest.repository.unchangedFrom}, nothing stored`
+          : `${formatBytes(made.addedBytes)} stored for ${formatBytes(manifest.image.size)}`
+        : formatBytes(made.addedBytes);
+      await catalog.record({
+        op: 'backup.ok',
+        level: verified ? 'info' : 'warn',
+        db,
+        backup: record.id,
+        message: `${o.kind} backup of ${path.basename(db)}: ${what} in ${secs} s${note}`,
+        detail: { kind: o.kind, size: made.addedBytes, imageSize: manifest.image.size, durationMs: Date.now() - started, verification: manifest.verification.status, notChecked: manifest.verification.notChecked, format: format.label },
+      });
+      deps.logger.info(`backup ok: ${record.path}`, { ...fields, backup: record.id });
+    }
+    return { record, sourceDamaged: manifest.sourceDamaged, verified: verified && !manifest.sourceDamaged };
+  } catch (e) {
+    const err = e instanceof BackupError ? e : fsError(e, catalog.dir, 'writing the backup');
+    deps.logger.error(`backup failed: ${err.message}`, { ...fields, backup: id });
+    await catalog.record({ op: 'backup.failed', level: 'error', db, backup: id, message: err.message, detail: { reason: err.reason, kind: o.kind } });
+    throw err;
+  }
+}
+
+/**
+ * Format v1: the snapshot, verified while it is compressed into a zip in the store's
+ * scratch folder, read back (CRCs, seal), then published under the store's lock.
+ */
+async function writeZipBackup(
+  deps: BackupDeps,
+  db: string,
+  catalog: Catalog,
+  o: BackupOptions,
+  ctx: { id: string; sourceState: SourceStateRecord; created: Date; started: number },
+): Promise<{ manifest: Manifest; published: StoredObject; addedBytes: number }> {
+  const { id, sourceState, created, started } = ctx;
+  const store = catalog.store;
+  const scratch = await store.scratchDir();
+  const image = scratchFile(scratch, id, '.image');
+  const partial = scratchFile(scratch, id, '.zip.partial');
+  try {
     o.onProgress?.({ phase: 'snapshot', done: 0, total: 0 });
     const snap = await snapshotDatabase(db, image, { signal: o.signal, clock: deps.clock, onProgress: o.onProgress, fsync: false });
-    deps.logger.debug(`snapshot by ${snap.strategy}${snap.fallback ? ` (${snap.fallback})` : ''}`, { ...fields, backup: id });
+    deps.logger.debug(`snapshot by ${snap.strategy}${snap.fallback ? ` (${snap.fallback})` : ''}`, { db, phase: 'backup', backup: id });
     const verifying = verifyImage(image, verifyOptions(o.settings, deps.clock, o.signal));
     // Keep the rejection handled while compression runs; it is awaited below.
     verifying.catch(() => undefined);
@@ -139,32 +197,9 @@ export async function runBackup(deps: BackupDeps, db: string, catalog: Catalog, 
         }
       }
     });
-    const record = catalog.recordOf(zipV1, published satisfies StoredObject, manifest, {});
-    const verified = manifest.verification.status === 'ok';
-    const secs = ((Date.now() - started) / 1000).toFixed(1);
-    if (manifest.sourceDamaged) {
-      const msg = `${db} is damaged: its backup ${record.id} failed verification (${manifest.verification.problems.slice(0, 3).join('; ')})`;
-      deps.logger.error(msg, { ...fields, backup: record.id });
-      await catalog.record({ op: 'backup.sourceDamaged', level: 'error', db, backup: record.id, message: msg, detail: { problems: manifest.verification.problems } });
-    } else {
-      const note = verified ? '' : manifest.verification.status === 'skipped' ? ', NOT verified: ' + (manifest.verification.skippedReason ?? '') : '';
-      await catalog.record({
-        op: 'backup.ok',
-        level: verified ? 'info' : 'warn',
-        db,
-        backup: record.id,
-        message: `${o.kind} backup of ${path.basename(db)}: ${formatBytes(written.archiveSize)} in ${secs} s${note}`,
-        detail: { kind: o.kind, size: written.archiveSize, imageSize: written.size, durationMs: Date.now() - started, verification: manifest.verification.status, notChecked: manifest.verification.notChecked },
-      });
-      deps.logger.info(`backup ok: ${record.path}`, { ...fields, backup: record.id });
-    }
-    return { record, sourceDamaged: manifest.sourceDamaged, verified: verified && !manifest.sourceDamaged };
-  } catch (e) {
-    const err = e instanceof BackupError ? e : fsError(e, catalog.dir, 'writing the backup');
+    return { manifest, published, addedBytes: published.size };
+  } finally {
     await removeQuietly(image);
     await removeQuietly(partial);
-    deps.logger.error(`backup failed: ${err.message}`, { ...fields, backup: id });
-    await catalog.record({ op: 'backup.failed', level: 'error', db, backup: id, message: err.message, detail: { reason: err.reason, kind: o.kind } });
-    throw err;
   }
 }

@@ -92,7 +92,9 @@ export class Catalog {
   /** The record of a listed backup object. */
   recordOf(format: BackupFormat, obj: StoredObject, manifest: Manifest, state: BackupState): BackupRecord {
     const id = format.idOf(obj.name);
-    return { id, path: this.locate(obj.name), store: this.store.url, object: obj.name, format: format.label, archiveSize: obj.size, manifest, state };
+    // What this backup put in the store: v1 its zip; v2 its manifest and the packs it added.
+    const size = obj.size + (manifest.repository?.added.bytes ?? 0);
+    return { id, path: this.locate(obj.name), store: this.store.url, object: obj.name, format: format.label, archiveSize: size, manifest, state };
   }
 
   /**
@@ -102,7 +104,8 @@ export class Catalog {
    * as empty.
    */
   async list(): Promise<Listing> {
-    const objects = await this.store.list('');
+    const folders = new Map<string, StoredObject[]>();
+    for (const f of FORMATS) if (!folders.has(f.folder)) folders.set(f.folder, await this.store.list(f.folder));
     const index = await this.readIndex();
     const state = await this.readState();
     const fresh: IndexFile = { version: 1, entries: {} };
@@ -110,7 +113,7 @@ export class Catalog {
     const records: BackupRecord[] = [];
     const broken: BrokenArchive[] = [];
     for (const format of FORMATS) {
-      for (const obj of format.visibleObjects(objects)) {
+      for (const obj of format.visibleObjects(folders.get(format.folder) ?? [])) {
         let manifest: Manifest;
         const cached = index.entries[obj.name];
         if (cached && cached.size === obj.size && cached.mtimeMs === obj.mtimeMs) {

@@ -22,8 +22,10 @@ export interface BackupFormat {
   readonly format: string;
   /** The manifest versions it reads. */
   readonly versions: readonly number[];
-  /** Short name for people and `list --json`: 'zip' (v1). */
+  /** Short name for people and `list --json`: 'zip' (v1), 'repository' (v2). */
   readonly label: string;
+  /** The store folder its visible objects are listed from ('' for the top level). */
+  readonly folder: string;
 
   /** The objects of a listing that each make one backup visible (v1: top-level `*.zip`). */
   visibleObjects(objects: StoredObject[]): StoredObject[];
@@ -35,7 +37,7 @@ export interface BackupFormat {
   /** The manifest, cheaply (no image decode). Throws BackupError 'badArchive', 'unsupportedFormat', 'notFound'... */
   readManifest(store: BackupStore, object: string): Promise<Manifest>;
   /** Every byte checked: structure, checksums, the seal. Damage in `problems`; only cancellation throws. */
-  check(store: BackupStore, object: string, o?: { signal?: AbortSignal; onProgress?: ProgressListener }): Promise<FormatCheck>;
+  check(store: BackupStore, object: string, o?: { signal?: AbortSignal; onProgress?: ProgressListener; deep?: boolean }): Promise<FormatCheck>;
   /** Writes the image to a local file (replaced if present), fsynced and checked against the manifest. */
   extractImage(
     store: BackupStore,

@@ -95,6 +95,34 @@ const manifestV1 = v.looseObject({
   lifeboatVersion: str,
 });
 
+const sha256Hex = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, 'expected a sha256 as 64 lowercase hex digits'));
+const extent = v.pipe(
+  v.tuple([count, count, count, count]),
+  v.check((e) => e[0] >= 1 && e[1] >= 1, 'expected [firstPage >= 1, count >= 1, pack, entry]'),
+);
+
+/**
+ * formatVersion 2: the sealed snapshot manifest of a page repository (`snapshots/<id>.json`),
+ * the fields of version 1 (the image is not in the object: `image.entry` is the name an
+ * export gives it) plus the page map and the seal.
+ */
+const manifestV2 = v.looseObject({
+  ...manifestV1.entries,
+  formatVersion: v.literal(2),
+  image: v.looseObject({ ...manifestV1.entries.image.entries, entry: str }),
+  repository: v.looseObject({
+    pageSize: v.pipe(count, v.minValue(512, 'expected a page size of 512 or more')),
+    pageCount: count,
+    root: sha256Hex,
+    packs: v.array(v.pipe(v.string(), v.regex(/^packs\/[0-9a-f]{64}\.pack$/, 'expected packs/<sha256>.pack'))),
+    extents: v.array(extent),
+    parent: v.optional(str),
+    unchangedFrom: v.optional(str),
+    added: v.looseObject({ packs: v.array(str), pages: count, bytes: count }),
+  }),
+  seal: sha256Hex,
+});
+
 /**
  * The schema of each format version this Lifeboat reads, keyed by the formatVersion that
  * selects it. `satisfies` is the compile-time check that each one's output is a Manifest
@@ -102,6 +130,7 @@ const manifestV1 = v.looseObject({
  */
 const MANIFEST_SCHEMAS = {
   1: manifestV1,
+  2: manifestV2,
 } as const satisfies Record<number, v.GenericSchema<unknown, Manifest>>;
 
 // Compile-time: the version the writer stamps (model.ts) has a schema here.
@@ -127,7 +156,7 @@ const header = v.looseObject({
  * - 'unsupportedFormat': a formatVersion newer than this Lifeboat reads, named.
  * Pure; safe to repeat.
  */
-export function parseManifest(json: unknown, archivePath: string): Manifest {
+export function parseManifest(json: unknown, archivePath: string, versions: readonly number[] = MANIFEST_VERSIONS): Manifest {
   const bad = (what: string) => new BackupError('badArchive', `${archivePath}: ${what}`, { path: archivePath });
   if (!isPlainObject(json)) throw bad('manifest.json is not a JSON object');
   const head = v.safeParse(header, json);
@@ -142,6 +171,9 @@ export function parseManifest(json: unknown, archivePath: string): Manifest {
       `${archivePath}: archive format version ${version} is newer than this Lifeboat reads (up to ${NEWEST}); update Lifeboat`,
       { path: archivePath },
     );
+  }
+  if (!versions.includes(version) && MANIFEST_VERSIONS.includes(version)) {
+    throw bad(`manifest.json declares format version ${version}, which this kind of object does not hold (expected ${versions.join(' or ')})`);
   }
   const schema = (MANIFEST_SCHEMAS as Record<number, v.GenericSchema<unknown, Manifest> | undefined>)[version];
   if (!schema) throw bad(`manifest.json declares format version ${version}, which no Lifeboat wrote (known: ${MANIFEST_VERSIONS.join(', ')})`);

@@ -14,6 +14,7 @@ export const zipV1: BackupFormat = {
   format: ARCHIVE_FORMAT,
   versions: [1],
   label: 'zip',
+  folder: '',
 
   visibleObjects(objects: StoredObject[]): StoredObject[] {
     return objects.filter((o) => !o.name.includes('/') && o.name.endsWith(EXT) && o.name.length > EXT.length);

@@ -48,6 +48,11 @@ export interface RotationPlan {
   keep: PlannedKeep[];
   remove: PlannedRemove[];
   refused?: string;
+  /**
+   * Repository stores: the packs no kept backup uses, deleted after the backups (or, in a
+   * dry run, that would be), and their bytes; `refused` when the sweep stopped.
+   */
+  prune?: { packs: number; bytes: number; refused?: string };
 }
 
 /** The key backups are grouped by: the policy applies to each database separately (its source path). */

@@ -3,6 +3,7 @@ import type { Settings } from '../config';
 import type { Clock } from '../context';
 import { formatNamed } from '../format/formats';
 import type { BackupRecord } from '../model';
+import { planPrune, prune } from '../format/repo/prune';
 import { planRotation, type RotationPlan } from '../retention/plan';
 
 /** What rotation needs from its host. */
@@ -20,10 +21,16 @@ export interface RotateDeps {
 export async function rotateStore(deps: RotateDeps, catalog: Catalog, settings: Settings, o: { dryRun?: boolean; force?: boolean } = {}): Promise<RotationPlan> {
   const run = async () => {
     const { records } = await catalog.list();
-    const plan = planRotation(records, settings.retention, deps.clock.now(), { force: o.force });
-    if (o.dryRun) return plan;
+    const plan: RotationPlan = planRotation(records, settings.retention, deps.clock.now(), { force: o.force });
+    if (o.dryRun) {
+      const removing = new Set(plan.refused ? [] : plan.remove.flatMap((rm) => records.filter((r) => r.id === rm.id).map((r) => r.object)));
+      const p = await planPrune(catalog.store, { removing });
+      if (p.bytes || p.refused) plan.prune = { packs: p.packs.length, bytes: p.bytes, refused: p.refused };
+      return plan;
+    }
     if (plan.refused) {
       await catalog.record({ op: 'rotate.refused', level: 'warn', message: plan.refused, detail: { wouldRemove: plan.remove.map((r) => r.id) } });
+      plan.prune = await pruneStore(catalog);
       return plan;
     }
     const byId = new Map(records.map((r) => [r.id, r]));
@@ -37,6 +44,7 @@ export async function rotateStore(deps: RotateDeps, catalog: Catalog, settings: 
       await formatNamed(r.format).remove(catalog.store, r.object);
     }
     if (plan.remove.length) await catalog.forgetState(plan.remove.map((r) => r.id));
+    plan.prune = await pruneStore(catalog);
     return plan;
   };
   return o.dryRun ? run() : catalog.withLock(run);
@@ -47,6 +55,20 @@ export async function deleteBackup(catalog: Catalog, r: BackupRecord): Promise<v
   await catalog.withLock(async () => {
     await formatNamed(r.format).remove(catalog.store, r.object);
     await catalog.forgetState([r.id]);
+    await pruneStore(catalog);
   });
   await catalog.record({ op: 'delete', level: 'info', db: r.manifest.source.path, backup: r.id, message: `deleted ${r.id} on request` });
+}
+
+/**
+ * Deletes the repository packs no backup uses any more (call under the lock, after the
+ * manifests): logged before the deletion; a sweep that stops (a manifest it cannot read)
+ * is logged as a warning and deletes nothing. Undefined when nothing was to do.
+ */
+export async function pruneStore(catalog: Catalog): Promise<RotationPlan['prune']> {
+  const done = await prune(catalog.store, (p) =>
+    catalog.record({ op: 'prune', level: 'info', message: `deleting ${p.packs.length} pack(s) no backup uses (${p.bytes} bytes)`, detail: { packs: p.packs.map((x) => x.name), bytes: p.bytes } }),
+  );
+  if (done.refused) await catalog.record({ op: 'prune.refused', level: 'warn', message: done.refused });
+  return done.packs.length || done.refused ? { packs: done.packs.length, bytes: done.bytes, refused: done.refused } : undefined;
 }

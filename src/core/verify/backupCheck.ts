@@ -26,7 +26,8 @@ export interface VerifyResult {
   report?: VerifyReport;
 }
 
-type Opts = { signal?: AbortSignal; onProgress?: ProgressListener };
+/** `deep`: v2 also reads every byte of every pack the backup uses (v1 always reads every byte). */
+type Opts = { signal?: AbortSignal; onProgress?: ProgressListener; deep?: boolean };
 
 /**
  * The format's check of every byte, then the image extracted to scratch space and

@@ -1,0 +1,196 @@
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Catalog } from '../catalog/catalog';
+import { BackupError } from '../errors';
+import { repoV2 } from '../format/repoV2';
+import { takeLease } from '../format/repo/leases';
+import { pageHashesOf, rootOf, sealManifest } from '../format/repo/snapshotManifest';
+import { KnownPages, storePages } from '../format/repo/writer';
+import { removeQuietly } from '../fsutil';
+import { ARCHIVE_FORMAT, IMAGE_ENTRY, isVerified, REPOSITORY_FORMAT_VERSION, type BackupRecord, type Manifest, type RepositoryMap, type SourceStateRecord } from '../model';
+import { sameSourceState } from '../schedule/due';
+import { snapshotDatabase } from '../snapshot/liveSnapshot';
+import { scratchFile, type StoredObject } from '../store/store';
+import { isoLocal } from '../time';
+import { verifyOptions } from '../verify/fromSettings';
+import { LIFEBOAT_VERSION } from '../version';
+import { verifyImage } from '../verify/verifier';
+import type { BackupDeps, BackupOptions } from './backup';
+
+const DAY_MS = 24 * 3600 * 1000;
+
+/** What a repository backup produced, for runBackup's log and result. */
+export interface RepoBackupOutcome {
+  manifest: Manifest;
+  published: StoredObject;
+  /** Bytes this backup added to the store. */
+  addedBytes: number;
+}
+
+/**
+ * One backup of `db` in format v2 (see runBackup for the contract). The parent is the
+ * newest readable v2 backup of the same database: when the database's fingerprint equals
+ * the parent's, no snapshot is taken and only a new manifest is written (pointing at the
+ * parent's pages); otherwise the snapshot's pages are hashed and only those the parent
+ * does not hold are stored. The parent's page hashes come from a local cache when its
+ * recomputed root equals the parent's root, else from the packs' indexes (checked the same
+ * way); a parent that fails this is not used (the backup stores every page).
+ */
+export async function runRepoBackup(
+  deps: BackupDeps,
+  db: string,
+  catalog: Catalog,
+  o: BackupOptions,
+  ctx: { id: string; sourceState: SourceStateRecord; created: Date; started: number },
+): Promise<RepoBackupOutcome> {
+  const store = catalog.store;
+  const { records } = await catalog.list();
+  const mine = records.filter((r) => r.format === repoV2.label && r.manifest.source.path === db && !r.manifest.sourceDamaged);
+  let parent: BackupRecord | undefined = mine[0];
+  if (parent && o.settings.freshBaseDays > 0) {
+    const base = mine.find((r) => !r.manifest.repository?.parent);
+    if (!base || ctx.created.getTime() - Date.parse(base.manifest.created) >= o.settings.freshBaseDays * DAY_MS) parent = undefined;
+  }
+
+  // Unchanged since the parent: a new manifest over the same pages, no snapshot.
+  if (parent && isVerified(parent) && parent.manifest.source.state && sameSourceState(parent.manifest.source.state, ctx.sourceState)) {
+    const p = parent;
+    const done = await catalog.withLock(async () => {
+      if (!(await store.stat(p.object))) return undefined;
+      // The pages it points at are still there and add up to its root.
+      await pageHashesOf(store, p.manifest);
+      const repository: RepositoryMap = { ...p.manifest.repository!, parent: p.id, unchangedFrom: p.id, added: { packs: [], pages: 0, bytes: 0 } };
+      const manifest: Manifest = {
+        ...p.manifest,
+        id: ctx.id,
+        kind: o.kind,
+        created: isoLocal(ctx.created),
+        source: { ...p.manifest.source, state: { ...ctx.sourceState } },
+        durationMs: Date.now() - ctx.started,
+        trigger: o.trigger,
+        repository,
+        seal: undefined,
+      };
+      return publishManifest(catalog, manifest);
+    });
+    if (done) return { ...done, addedBytes: 0 };
+    parent = undefined;
+  }
+
+  // Announce the backup to prune, with the packs it may point at, under the lock, and only
+  // with a parent whose manifest is still there.
+  const lease = await catalog.withLock(async () => {
+    if (parent && !(await store.stat(parent.object))) parent = undefined;
+    return takeLease(store, parent?.manifest.repository?.packs ?? []);
+  });
+  const scratch = await store.scratchDir();
+  const image = scratchFile(scratch, ctx.id, '.image');
+  try {
+    o.onProgress?.({ phase: 'snapshot', done: 0, total: 0 });
+    const snap = await snapshotDatabase(db, image, { signal: o.signal, clock: deps.clock, onProgress: o.onProgress, fsync: false });
+    deps.logger.debug(`snapshot by ${snap.strategy}${snap.fallback ? ` (${snap.fallback})` : ''}`, { db, phase: 'backup', backup: ctx.id });
+    const verifying = verifyImage(image, verifyOptions(o.settings, deps.clock, o.signal));
+    verifying.catch(() => undefined);
+
+    let known: KnownPages | undefined;
+    if (parent && parent.manifest.repository!.pageSize === snap.pageSize) {
+      const hashes = await parentHashes(catalog, db, parent.manifest).catch((e: unknown) => {
+        deps.logger.warn(`backup ${parent!.id} cannot be used as the parent (${(e as Error).message}); storing every page`, { db, phase: 'backup' });
+        return undefined;
+      });
+      if (hashes) known = KnownPages.fromSnapshot(parent.manifest.repository!, hashes);
+    }
+    const stored = await storePages({ store, image, pageSize: snap.pageSize, known, stem: ctx.id, signal: o.signal, onProgress: o.onProgress });
+    o.onProgress?.({ phase: 'verify', done: 0, total: 0 });
+    const report = await verifying;
+    await removeQuietly(image);
+    const manifest: Manifest = {
+      format: ARCHIVE_FORMAT,
+      formatVersion: REPOSITORY_FORMAT_VERSION,
+      id: ctx.id,
+      kind: o.kind,
+      created: isoLocal(ctx.created),
+      source: {
+        path: db,
+        name: path.basename(db),
+        size: snap.source.size,
+        mtimeMs: snap.source.mtimeMs,
+        journalMode: snap.journalMode,
+        changeCounter: snap.changeCounter,
+        walFrames: snap.walFrames,
+        state: { ...ctx.sourceState },
+        snapshot: { strategy: snap.strategy, sqliteVersion: snap.sqliteVersion, fallback: snap.fallback },
+      },
+      image: {
+        entry: IMAGE_ENTRY,
+        size: stored.size,
+        sha256: stored.sha256,
+        pageSize: snap.pageSize,
+        pageCount: stored.map.pageCount,
+        sqliteVersionNumber: snap.sqliteVersionNumber,
+      },
+      verification: report,
+      sourceDamaged: report.status === 'failed',
+      durationMs: Date.now() - ctx.started,
+      trigger: o.trigger,
+      lifeboatVersion: LIFEBOAT_VERSION,
+      repository: { ...stored.map, parent: known ? parent!.id : undefined },
+    };
+    const done = await catalog.withLock(() => publishManifest(catalog, manifest));
+    await writeHashCache(catalog, db, stored.hashes);
+    return { ...done, addedBytes: stored.map.added.bytes };
+  } finally {
+    await removeQuietly(image);
+    await lease.release();
+  }
+}
+
+/**
+ * Publishes a sealed manifest, the object that makes the backup visible, under a name no
+ * other backup has, after checking (under the lock the caller holds) that every pack it
+ * points at is in the store: prune may never have taken one it needs.
+ */
+async function publishManifest(catalog: Catalog, m: Manifest): Promise<{ manifest: Manifest; published: StoredObject }> {
+  const store = catalog.store;
+  for (const pack of m.repository!.packs) {
+    if (!(await store.stat(pack))) throw new BackupError('io', `${catalog.locate(pack)}: a pack this backup needs is missing; the backup was not published`);
+  }
+  const scratch = await store.scratchDir();
+  for (let n = 1; ; n++) {
+    const object = repoV2.objectFor(m.id, n);
+    if (await store.stat(object)) continue;
+    const file = scratchFile(scratch, m.id, '.json');
+    const sealed = sealManifest(m);
+    await fs.writeFile(file, sealed);
+    try {
+      const published = await store.publishFile(file, object);
+      return { manifest: JSON.parse(sealed.toString('utf8')) as Manifest, published };
+    } catch (e) {
+      await removeQuietly(file);
+      if (!BackupError.is(e, 'exists')) throw e;
+    }
+  }
+}
+
+/** The local cache of a database's newest page hashes in this store. */
+function cacheObject(db: string): string {
+  return `.lifeboat/cache/pages-${createHash('sha256').update(db).digest('hex').slice(0, 16)}.bin`;
+}
+
+/**
+ * The parent's page hashes: from the cache when their root is the parent's root (a stale
+ * or damaged cache is never trusted), else from the indexes of its packs (checked against
+ * the root too).
+ */
+async function parentHashes(catalog: Catalog, db: string, parent: Manifest): Promise<Buffer> {
+  const r = parent.repository!;
+  const cached = await catalog.store.readBytes(cacheObject(db)).catch(() => undefined);
+  if (cached && cached.length === r.pageCount * 32 && rootOf(cached) === r.root) return cached;
+  return pageHashesOf(catalog.store, parent);
+}
+
+async function writeHashCache(catalog: Catalog, db: string, hashes: Buffer): Promise<void> {
+  // A cache: losing it costs reading the packs' indexes next time.
+  await catalog.store.writeBytes(cacheObject(db), hashes).catch(() => undefined);
+}

@@ -1,0 +1,129 @@
+import { createHash } from 'node:crypto';
+import { BackupError } from '../../errors';
+import type { Manifest, RepositoryMap } from '../../model';
+import type { BackupStore } from '../../store/store';
+import { parseManifest } from '../manifestSchema';
+import { readPackIndex, type PackIndex } from './pack';
+import { extentProblems, pagesOf } from './pageMap';
+
+/** Where format v2 keeps its objects in a store. */
+export const SNAPSHOT_FOLDER = 'snapshots';
+export const PACK_FOLDER = 'packs';
+const SNAPSHOT_EXT = '.json';
+/** A manifest bigger than this is not one Lifeboat wrote (a 1 GiB database's map is tens of KiB). */
+const MANIFEST_MAX_BYTES = 64 * 1024 * 1024;
+const HASH = 32;
+
+export function snapshotObject(id: string, n = 1): string {
+  return `${SNAPSHOT_FOLDER}/${n > 1 ? `${id}-${n}` : id}${SNAPSHOT_EXT}`;
+}
+
+export function isSnapshotObject(name: string): boolean {
+  const rest = name.startsWith(`${SNAPSHOT_FOLDER}/`) ? name.slice(SNAPSHOT_FOLDER.length + 1) : '';
+  return rest.length > SNAPSHOT_EXT.length && rest.endsWith(SNAPSHOT_EXT) && !rest.includes('/');
+}
+
+export function snapshotIdOf(object: string): string {
+  const base = object.split('/').pop() ?? object;
+  return base.endsWith(SNAPSHOT_EXT) ? base.slice(0, -SNAPSHOT_EXT.length) : base;
+}
+
+export function packObject(sha256: string): string {
+  return `${PACK_FOLDER}/${sha256}.pack`;
+}
+
+/** SHA-256 over the page hashes (each 32 bytes, page order): a snapshot's root. */
+export function rootOf(hashes: Uint8Array): string {
+  return createHash('sha256').update(hashes).digest('hex');
+}
+
+/**
+ * The bytes of a sealed snapshot manifest: its JSON with `seal`, the SHA-256 of the same
+ * JSON without it. JSON written by JSON.stringify reads back to the same text, so the seal
+ * is checked by serialising the parsed manifest again.
+ */
+export function sealManifest(m: Manifest): Buffer {
+  const { seal: _drop, ...body } = m;
+  const seal = createHash('sha256').update(JSON.stringify(body)).digest('hex');
+  return Buffer.from(JSON.stringify({ ...body, seal }));
+}
+
+/**
+ * Reads and checks a snapshot manifest: JSON, the seal, the schema of version 2, and a page
+ * map that covers every page once. BackupError 'badArchive' naming the object when any of
+ * that fails; 'notFound' when it is missing; 'unsupportedFormat' for a newer version.
+ */
+export async function readSnapshotManifest(store: BackupStore, object: string): Promise<Manifest> {
+  const where = locate(store, object);
+  const bad = (why: string) => new BackupError('badArchive', `${where}: ${why}`, { path: where });
+  const st = await store.stat(object);
+  if (!st) throw new BackupError('notFound', `${where}: no such backup`, { path: where });
+  if (st.size > MANIFEST_MAX_BYTES) throw bad(`a snapshot manifest of ${st.size} bytes is not one Lifeboat wrote`);
+  const bytes = await store.readBytes(object);
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch {
+    throw bad('the snapshot manifest is not valid UTF-8 JSON (damaged or cut short)');
+  }
+  const m = parseManifest(json, where, [2]);
+  // The seal covers the JSON as written (the schema's output may order keys differently).
+  const { seal, ...body } = json as Record<string, unknown>;
+  if (createHash('sha256').update(JSON.stringify(body)).digest('hex') !== seal) throw bad('the snapshot manifest does not match its seal (damaged or edited)');
+  const r = m.repository!;
+  if (r.pageSize !== m.image.pageSize || r.pageCount !== m.image.pageCount || r.pageSize * r.pageCount !== m.image.size) {
+    throw bad(`the page map (${r.pageCount} pages of ${r.pageSize} bytes) does not match the image (${m.image.size} bytes)`);
+  }
+  const problems = extentProblems(r.extents, r.pageCount, r.packs.length);
+  if (problems.length) throw bad(problems.slice(0, 3).join('; '));
+  return m;
+}
+
+function locate(store: BackupStore, object: string): string {
+  return store.localPath(object) ?? `${store.url.replace(/\/$/, '')}/${object}`;
+}
+
+/** Pack indexes read once per use (ranged reads of footer and index). */
+export class PackIndexes {
+  private readonly cache = new Map<string, Promise<PackIndex>>();
+  constructor(private readonly store: BackupStore) {}
+  get(pack: string): Promise<PackIndex> {
+    let p = this.cache.get(pack);
+    if (!p) {
+      p = readPackIndex(this.store, pack);
+      this.cache.set(pack, p);
+    }
+    return p;
+  }
+}
+
+/**
+ * The hash of every page of a snapshot, in page order, read from the indexes of its packs,
+ * and checked against the map's root. BackupError 'badArchive' naming the backup and the
+ * pack when an entry is missing or the hashes do not add up to the root; 'notFound' when a
+ * pack is missing.
+ */
+export async function pageHashesOf(store: BackupStore, m: Manifest, indexes = new PackIndexes(store)): Promise<Buffer> {
+  const r = m.repository!;
+  const out = Buffer.alloc(r.pageCount * HASH);
+  for (const ref of pagesOf(r.extents)) {
+    const pack = r.packs[ref.pack];
+    const ix = await indexes.get(pack);
+    const e = ix.entries[ref.entry];
+    const where = `${store.label}/${pack}`;
+    if (!e) throw new BackupError('badArchive', `backup ${m.id}: page ${ref.page} points at entry ${ref.entry} of ${where}, which has ${ix.entries.length}`, { path: where });
+    if (e.length !== r.pageSize) throw new BackupError('badArchive', `backup ${m.id}: page ${ref.page} is stored with ${e.length} bytes in ${where}, not ${r.pageSize}`, { path: where });
+    e.hash.copy(out, (ref.page - 1) * HASH);
+  }
+  if (rootOf(out) !== r.root) throw new BackupError('badArchive', `backup ${m.id}: the page hashes in its packs do not add up to its root (a pack was replaced or damaged)`);
+  return out;
+}
+
+/** The repository map's packs a set of manifests references. */
+export function referencedPacks(manifests: Iterable<Manifest>): Set<string> {
+  const s = new Set<string>();
+  for (const m of manifests) for (const p of m.repository?.packs ?? []) s.add(p);
+  return s;
+}
+
+export type { RepositoryMap };

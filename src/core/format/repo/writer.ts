@@ -1,0 +1,198 @@
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import type { ProgressListener } from '../../context';
+import { BackupError, fsError } from '../../errors';
+import { removeQuietly } from '../../fsutil';
+import type { RepositoryMap } from '../../model';
+import { scratchFile, type BackupStore } from '../../store/store';
+import { checkPack, PackWriter } from './pack';
+import type { Extent } from './pageMap';
+import { packObject, rootOf } from './snapshotManifest';
+
+const HASH = 32;
+/** Raw bytes of pages one pack holds at most (about 64 MiB): small enough to upload and resume. */
+const PACK_RAW_BYTES = 64 * 1024 * 1024;
+/** Bytes read from the image at once. */
+const READ_CHUNK = 1024 * 1024;
+/** slot * SLOT + entry: where a known page is (slot: a pack of `slots`). */
+const SLOT = 2 ** 32;
+
+/** Pages already in the repository, by their hash: where to point instead of storing them again. */
+export class KnownPages {
+  /** Pack names (or '' for a pack still being written), by slot. */
+  readonly slots: string[] = [];
+  private readonly where = new Map<string, number>();
+
+  /** Adds the pages of a snapshot: its page hashes (page order) and its map. */
+  static fromSnapshot(map: RepositoryMap, hashes: Buffer): KnownPages {
+    const k = new KnownPages();
+    k.slots.push(...map.packs);
+    for (const [first, count, pack, entry] of map.extents) {
+      for (let i = 0; i < count; i++) {
+        const at = (first - 1 + i) * HASH;
+        k.where.set(hashes.toString('latin1', at, at + HASH), pack * SLOT + entry + i);
+      }
+    }
+    return k;
+  }
+
+  get size(): number {
+    return this.where.size;
+  }
+
+  find(key: string): { slot: number; entry: number } | undefined {
+    const v = this.where.get(key);
+    return v === undefined ? undefined : { slot: Math.floor(v / SLOT), entry: v % SLOT };
+  }
+
+  add(key: string, slot: number, entry: number): void {
+    this.where.set(key, slot * SLOT + entry);
+  }
+}
+
+export interface StoredPages {
+  map: Omit<RepositoryMap, 'parent' | 'unchangedFrom'>;
+  /** Every page's SHA-256, page order (the snapshot's root is the SHA-256 of these bytes). */
+  hashes: Buffer;
+  /** SHA-256 and size of the whole image. */
+  sha256: string;
+  size: number;
+}
+
+/**
+ * Stores an image's pages in the repository: every page is hashed as the image streams;
+ * a page whose hash `known` holds (the parent backup's pages, checked against its root by
+ * the caller) or that this image already stored is pointed at; the others go into new
+ * packs, written in the store's scratch folder, fsynced, read back in full (every block
+ * decoded and every page checked against its hash) and published under their SHA-256.
+ * Nothing refers to the new packs until the caller publishes a manifest; a failure leaves
+ * at most packs no manifest references, which prune removes.
+ */
+export async function storePages(o: {
+  store: BackupStore;
+  image: string;
+  pageSize: number;
+  known?: KnownPages;
+  /** Stem for temp names. */
+  stem: string;
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+}): Promise<StoredPages> {
+  const { store, pageSize } = o;
+  const known = o.known ?? new KnownPages();
+  const scratch = await store.scratchDir();
+  let fh: fs.FileHandle | undefined;
+  let writer: PackWriter | undefined;
+  let writerSlot = -1;
+  const newPacks: { slot: number; name: string; size: number }[] = [];
+  const whole = createHash('sha256');
+  try {
+    try {
+      fh = await fs.open(o.image, 'r');
+    } catch (e) {
+      throw fsError(e, o.image, 'reading the snapshot');
+    }
+    const size = (await fh.stat()).size;
+    if (size % pageSize !== 0 || size === 0) throw new BackupError('io', `${o.image}: the snapshot's ${size} bytes are not whole pages of ${pageSize}`);
+    const pageCount = size / pageSize;
+    const hashes = Buffer.alloc(pageCount * HASH);
+    const slotOf = new Uint32Array(pageCount);
+    const entryOf = new Uint32Array(pageCount);
+    const perPack = Math.max(1, Math.floor(PACK_RAW_BYTES / pageSize));
+    const chunk = Buffer.alloc(Math.max(pageSize, Math.floor(READ_CHUNK / pageSize) * pageSize));
+    let storedPages = 0;
+
+    const closePack = async () => {
+      if (!writer) return;
+      const w = writer;
+      writer = undefined;
+      const done = await w.finish();
+      newPacks.push({ slot: writerSlot, name: done.name, size: done.size });
+      try {
+        await store.publishFile(w.file, packObject(done.name));
+      } catch (e) {
+        // Content-addressed: a pack of that name holds these very bytes.
+        if (!BackupError.is(e, 'exists')) throw e;
+        await removeQuietly(w.file);
+      }
+      known.slots[writerSlot] = packObject(done.name);
+    };
+
+    let page = 0;
+    while (page < pageCount) {
+      if (o.signal?.aborted) throw new BackupError('cancelled', 'cancelled');
+      const want = Math.min(chunk.length, (pageCount - page) * pageSize);
+      let got = 0;
+      while (got < want) {
+        const { bytesRead } = await fh.read(chunk, got, want - got, page * pageSize + got);
+        if (bytesRead === 0) throw new BackupError('io', `${o.image}: the snapshot ended early`);
+        got += bytesRead;
+      }
+      whole.update(chunk.subarray(0, want));
+      for (let at = 0; at < want; at += pageSize, page++) {
+        const bytes = chunk.subarray(at, at + pageSize);
+        const h = createHash('sha256').update(bytes).digest();
+        h.copy(hashes, page * HASH);
+        const key = h.toString('latin1');
+        let ref = known.find(key);
+        if (!ref) {
+          if (writer && writer.count >= perPack) await closePack();
+          if (!writer) {
+            writerSlot = known.slots.length;
+            known.slots.push('');
+            writer = new PackWriter(scratchFile(scratch, o.stem, '.pack'));
+          }
+          ref = { slot: writerSlot, entry: await writer.add(bytes, h) };
+          known.add(key, ref.slot, ref.entry);
+          storedPages++;
+        }
+        slotOf[page] = ref.slot;
+        entryOf[page] = ref.entry;
+      }
+      o.onProgress?.({ phase: 'compress', done: page * pageSize, total: size });
+    }
+    await closePack();
+    await fh.close();
+    fh = undefined;
+
+    // Read back what was written: every block decoded, every page against its hash.
+    for (const p of newPacks) {
+      o.onProgress?.({ phase: 'readback', done: 0, total: p.size });
+      const problems = await checkPack(store, packObject(p.name));
+      if (problems.length) throw new BackupError('verifyFailed', `a pack written for this backup did not read back intact: ${problems.slice(0, 3).join('; ')}`);
+    }
+
+    // The map: only the packs it uses, numbered in order of first use.
+    const finalIndex = new Map<number, number>();
+    const packs: string[] = [];
+    const extents: Extent[] = [];
+    for (let i = 0; i < pageCount; i++) {
+      let k = finalIndex.get(slotOf[i]);
+      if (k === undefined) {
+        k = packs.length;
+        finalIndex.set(slotOf[i], k);
+        packs.push(known.slots[slotOf[i]]);
+      }
+      const last = extents.at(-1);
+      if (last && last[2] === k && last[3] + last[1] === entryOf[i]) last[1]++;
+      else extents.push([i + 1, 1, k, entryOf[i]]);
+    }
+    return {
+      map: {
+        pageSize,
+        pageCount,
+        root: rootOf(hashes),
+        packs,
+        extents,
+        added: { packs: newPacks.map((p) => packObject(p.name)), pages: storedPages, bytes: newPacks.reduce((n, p) => n + p.size, 0) },
+      },
+      hashes,
+      sha256: whole.digest('hex'),
+      size,
+    };
+  } catch (e) {
+    await fh?.close().catch(() => undefined);
+    await writer?.abandon();
+    throw e;
+  }
+}
