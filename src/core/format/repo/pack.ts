@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { BackupError, fsError } from '../../errors';
+import { crashPoint } from '../../faults';
 import type { BackupStore } from '../../store/store';
 
 /**
@@ -113,6 +114,7 @@ export class PackWriter {
     // The seal is the SHA-256 of everything before the footer; the name covers the footer too.
     await this.write(footer);
     try {
+      crashPoint('fsync', this.file);
       await this.fh!.sync();
       await this.fh!.close();
     } catch (e) {
