@@ -4,6 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { formatLogEntry } from '../core/catalog/backupLog';
+import { canonicalPath } from '../core/fsutil';
+import { FORMATS } from '../core/format/formats';
+import { PACK_FOLDER, SNAPSHOT_FOLDER } from '../core/format/repo/snapshotManifest';
 import { BACKUP_KINDS, isVerified, onlyProbeFailed, probeOnlyFailure, verificationState, type BackupKind, type BackupRecord, type VerifyReport } from '../core/model';
 import { Engine } from '../core/engine';
 import { formatBytes } from '../core/units';
@@ -22,18 +25,35 @@ Usage:
   lifeboat backup <db> [--dir D] [--kind K] [--json]
   lifeboat list [<db>] [--dir D] [--json]
   lifeboat stats [--dir D] [--json]
-  lifeboat verify <archive> | --all [--dir D] [--json]
-  lifeboat restore <archive> [--to PATH] [--force] [--json]
+  lifeboat verify <backup> | --all [--dir D] [--deep] [--json]
+  lifeboat restore <backup> [--to PATH] [--dir D] [--force] [--json]
+  lifeboat export <backup> --to FILE [--dir D] [--force] [--json]
   lifeboat log [--dir D] [--json] [--limit N]
   lifeboat run [--db DB] [--dir D] -- <command...>
   lifeboat rotate [--dir D] [--dry-run] [--force] [--json]
-  lifeboat pin <archive> | unpin <archive>
+  lifeboat pin <backup> [--dir D] | unpin <backup> [--dir D]
   lifeboat policy --snapshots S.json --policy P.json
   lifeboat schedule --db DB [--dir D] [--time HH:MM | --cron EXPR]
 
+<backup> is the path backup printed (a .zip archive, or a repository's
+snapshots/<id>.json), or a backup's id as list shows it, looked up in --dir
+(default: the settings' directory).
+
+backup prints, last, the path of the file that makes the new backup visible.
+verify --deep also reads every byte of every pack a repository backup uses.
+export writes a backup as a plain SQLite database that needs no Lifeboat, or as a
+self-contained .zip archive when FILE ends in .zip; an existing FILE is replaced only
+with --force, and never when it is the database the backup was made of (that is restore).
+rotate deletes the backups the retention settings no longer keep, then the repository
+packs no kept backup uses; --dry-run deletes nothing and shows the plan and the bytes
+it would free.
+stats shows the bytes the directory holds, the bytes full copies of its backups would
+take, and the ratio of the two (deduplication).
+
 restore refuses while another process has the database open; --force then restores
 through SQLite under the app's locks (needs node:sqlite with backup(), Node >= 22.16), so
-the app sees the restored data. --force never replaces a file that is open.
+the app sees the restored data. --force never replaces a file that is open. restore
+--dir D also puts the pre-restore backup in D (default: the backup's own directory).
 
 Exit codes: 0 ok, 1 failed, 2 usage error, 3 damage found.
 Settings: the lifeboat.* keys of the nearest .vscode/settings.json, or a lifeboat.json
@@ -75,6 +95,44 @@ function resolveDir(opts: Options, cfg: CliSettings, db?: string): string {
  */
 function dirSettings(opts: Options): CliSettings {
   return loadSettings(typeof opts.dir === 'string' ? path.dirname(path.resolve(opts.dir)) : process.cwd());
+}
+
+/** True when `p` is a file (not a folder, not missing). */
+async function isFile(p: string): Promise<boolean> {
+  return fs.stat(p).then(
+    (st) => st.isFile(),
+    () => false,
+  );
+}
+
+/**
+ * The path of the backup a command names: `ref` itself when it is a file, or when it
+ * looks like a path (a folder separator, or .zip/.json at the end) and no --dir is given;
+ * otherwise the backup in --dir (default: the settings' directory) whose id, object name
+ * or file name is `ref`, found through the directory's catalog. BackupError 'notFound'
+ * naming `ref` and the directory when there is none.
+ */
+async function resolveBackup(ref: string, opts: Options, engine: Engine): Promise<string> {
+  const asPath = path.resolve(ref);
+  if (await isFile(asPath)) return asPath;
+  const looksLikePath = /[\\/]/.test(ref) || /\.(zip|json)$/i.test(ref);
+  if (looksLikePath && typeof opts.dir !== 'string') return asPath;
+  const dir = resolveDir(opts, dirSettings(opts));
+  const exists = await fs.stat(dir).then(
+    (st) => st.isDirectory(),
+    () => false,
+  );
+  if (!exists) throw new BackupError('notFound', `${ref}: no such backup: the backup directory ${dir} does not exist`, { path: dir });
+  return (await engine.catalog(dir).get(ref)).path;
+}
+
+/**
+ * The folder of settings for a backup given by path when its manifest cannot name its
+ * database: a zip's folder, or the repository that holds a snapshot manifest.
+ */
+function backupFolderOf(backupPath: string): string {
+  const parent = path.dirname(backupPath);
+  return path.basename(parent) === SNAPSHOT_FOLDER && backupPath.endsWith('.json') ? path.dirname(parent) : parent;
 }
 
 function localTime(iso: string): string {
@@ -142,12 +200,20 @@ async function cmdStats(argv: string[], engine: Engine): Promise<number> {
   const catalog = engine.catalog(dir);
   const { records } = await catalog.list();
   const s = computeStats(records, await catalog.log.read(), engine.clock.now());
+  // Bytes on disk: the objects backups are made of (zips, snapshot manifests, packs), not the bookkeeping in .lifeboat/.
+  let repositoryBytes = 0;
+  for (const folder of ['', SNAPSHOT_FOLDER, PACK_FOLDER]) for (const o of await catalog.store.list(folder)) repositoryBytes += o.size;
+  const fullCopyBytes = records.reduce((n, r) => n + r.manifest.image.size, 0);
+  const dedupRatio = repositoryBytes ? fullCopyBytes / repositoryBytes : null;
   if (opts.json) {
-    json({ dir, ...s });
+    json({ dir, ...s, repositoryBytes, fullCopyBytes, dedupRatio });
     return EXIT.ok;
   }
   print(`directory      ${dir}`);
   print(`backups        ${s.count} (${formatBytes(s.totalSize)}), ${s.verified} verified`);
+  print(`on disk        ${formatBytes(repositoryBytes)} (archives, snapshots/ and packs/)`);
+  print(`full copies    ${formatBytes(fullCopyBytes)} (every backup's database at its full size)`);
+  print(`dedup ratio    ${dedupRatio === null ? '-' : `${dedupRatio.toFixed(2)}x`}`);
   print(`oldest         ${s.oldest ? localTime(s.oldest) : '-'}`);
   print(`newest         ${s.newest ? localTime(s.newest) : '-'}`);
   for (const [k, v] of Object.entries(s.perKind)) print(`  ${k.padEnd(12)} ${v.count} (${formatBytes(v.size)})`);
@@ -159,8 +225,8 @@ async function cmdStats(argv: string[], engine: Engine): Promise<number> {
 }
 
 async function cmdVerify(argv: string[], engine: Engine): Promise<number> {
-  const { opts, pos } = parse(argv, { dir: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' } });
-  if (opts.all ? pos.length !== 0 : pos.length !== 1) throw new UsageError('verify needs one archive path, or --all');
+  const { opts, pos } = parse(argv, { dir: { type: 'string' }, all: { type: 'boolean' }, deep: { type: 'boolean' }, json: { type: 'boolean' } });
+  if (opts.all ? pos.length !== 0 : pos.length !== 1) throw new UsageError('verify needs one backup (its path or id), or --all');
   let archives: string[];
   let settingsFrom: string;
   if (opts.all) {
@@ -170,8 +236,8 @@ async function cmdVerify(argv: string[], engine: Engine): Promise<number> {
     archives = [...records.map((r) => r.path), ...broken.map((b) => b.path)];
     settingsFrom = dir;
   } else {
-    archives = [path.resolve(pos[0])];
-    settingsFrom = path.dirname(archives[0]);
+    archives = [await resolveBackup(pos[0], opts, engine)];
+    settingsFrom = backupFolderOf(archives[0]);
   }
   let damaged = 0;
   const results = [];
@@ -185,7 +251,7 @@ async function cmdVerify(argv: string[], engine: Engine): Promise<number> {
       // Each backup is checked with its own database's settings (probe query, limits).
       const source = await engine.manifestOf(a).then((m) => m.source.path, () => undefined);
       const cfg = source ? loadSettings(path.dirname(source), source) : loadSettings(settingsFrom);
-      const r = await engine.verifyArchive(a, cfg.settings);
+      const r = await engine.verifyArchive(a, cfg.settings, { deep: !!opts.deep });
       // Only the probe query failed: the archive is intact and stays verified (core's verificationState), with a warning.
       probeFailed = !r.ok && r.report?.status === 'failed' && onlyProbeFailed(r.problems);
       ok = r.ok || probeFailed;
@@ -212,8 +278,8 @@ async function cmdVerify(argv: string[], engine: Engine): Promise<number> {
 
 async function cmdRestore(argv: string[], engine: Engine): Promise<number> {
   const { opts, pos } = parse(argv, { to: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' }, dir: { type: 'string' } });
-  if (pos.length !== 1) throw new UsageError('restore needs exactly one archive path');
-  const archive = path.resolve(pos[0]);
+  if (pos.length !== 1) throw new UsageError('restore needs exactly one backup (its path or id)');
+  const archive = await resolveBackup(pos[0], opts, engine);
   // The settings of the database being restored (its lifeboat.json or workspace settings).
   const target = typeof opts.to === 'string' ? path.resolve(opts.to) : (await engine.manifestOf(archive)).source.path;
   const cfg = loadSettings(path.dirname(target), target);
@@ -229,6 +295,33 @@ async function cmdRestore(argv: string[], engine: Engine): Promise<number> {
     if (res.preRestore) print(`the previous state is saved in ${res.preRestore.path}`);
     if (res.rawCopy) print(`the previous file was not readable SQLite; its raw bytes are kept in ${res.rawCopy}`);
   }
+  return EXIT.ok;
+}
+
+async function cmdExport(argv: string[], engine: Engine): Promise<number> {
+  const { opts, pos } = parse(argv, { to: { type: 'string' }, dir: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' } });
+  if (pos.length !== 1) throw new UsageError('export needs exactly one backup (its path or id)');
+  if (typeof opts.to !== 'string' || !opts.to) throw new UsageError('export needs --to FILE: the database (or .zip archive) to write');
+  const archive = await resolveBackup(pos[0], opts, engine);
+  const to = path.resolve(opts.to);
+  const source = await engine.manifestOf(archive).then((m) => m.source.path, () => undefined);
+  // Over the live database that is a restore, which refuses while the file is open and keeps a pre-restore backup.
+  if (source && (await canonicalPath(to)) === source) {
+    throw new UsageError(`--to ${to}: is the database this backup was made of; use lifeboat restore to put a backup back`);
+  }
+  // The compression level of the backup's own database, for a .zip target.
+  let compressionLevel: number | undefined;
+  try {
+    compressionLevel = (source ? loadSettings(path.dirname(source), source) : loadSettings(backupFolderOf(archive))).settings.compressionLevel;
+  } catch {
+    // Settings that do not parse must not stop a copy of a backup going out: the default level then.
+  }
+  const res = await engine.exportBackup(archive, { to, force: !!opts.force, compressionLevel }).catch((e: unknown) => {
+    if (BackupError.is(e, 'exists')) throw new BackupError('exists', `${e.message} (--force replaces it)`, { path: e.path });
+    throw e;
+  });
+  if (opts.json) json({ exported: res.manifest.id, path: res.path, as: res.as, size: res.size, imageSha256: res.manifest.image.sha256 });
+  else print(`exported ${res.manifest.id} as ${res.as === 'zip' ? 'a zip archive' : 'an SQLite database'} (${formatBytes(res.size)}) to ${res.path}`);
   return EXIT.ok;
 }
 
@@ -277,12 +370,24 @@ async function cmdRotate(argv: string[], engine: Engine): Promise<number> {
   if (pos.length) throw new UsageError('rotate takes no positional arguments');
   const cfg = dirSettings(opts);
   const dir = resolveDir(opts, cfg);
-  const plan = await engine.rotate(dir, cfg.settings, { dryRun: !!opts['dry-run'], force: !!opts.force });
-  if (opts.json) json({ dir, dryRun: !!opts['dry-run'], ...plan });
+  const dryRun = !!opts['dry-run'];
+  // What deleting each backup frees by itself: its zip, or its snapshot manifest (packs are prune's). Read
+  // before the rotation deletes them; a plain listing of the store, which writes nothing.
+  const store = engine.catalog(dir).store;
+  const ownBytes = new Map<string, number>();
+  for (const f of FORMATS) for (const o of f.visibleObjects(await store.list(f.folder))) ownBytes.set(f.idOf(o.name), o.size);
+  const plan = await engine.rotate(dir, cfg.settings, { dryRun, force: !!opts.force });
+  const remove = plan.remove.map((r) => ({ ...r, bytes: ownBytes.get(r.id) ?? 0 }));
+  const prune = plan.prune ?? { packs: 0, bytes: 0 };
+  const freedBytes = prune.bytes + (plan.refused ? 0 : remove.reduce((n, r) => n + r.bytes, 0));
+  if (opts.json) json({ dir, dryRun, ...plan, remove, prune, freedBytes });
   else {
-    for (const k of plan.keep) print(`keep    ${k.id}  (${k.reasons.join(', ')})`);
-    for (const r of plan.remove) print(`${opts['dry-run'] || plan.refused ? 'would delete' : 'deleted'}  ${r.id}  (${r.reasons.join(', ')})`);
+    for (const k of plan.keep) print(`keep          ${k.id}  (${k.reasons.join(', ')})`);
+    for (const r of remove) print(`${dryRun || plan.refused ? 'would delete' : 'deleted     '}  ${r.id}  (${r.reasons.join(', ')})  ${formatBytes(r.bytes)}`);
+    if (prune.packs) print(`${dryRun ? 'would prune ' : 'pruned      '}  ${prune.packs} pack(s) no kept backup uses  ${formatBytes(prune.bytes)}`);
+    print(`${dryRun ? 'would free  ' : 'freed       '}  ${formatBytes(freedBytes)}`);
   }
+  if (prune.refused) process.stderr.write(`lifeboat: ${prune.refused}\n`);
   if (plan.refused) {
     process.stderr.write(`lifeboat: rotation refused: ${plan.refused}; run with --force to delete anyway\n`);
     return EXIT.failed;
@@ -291,9 +396,9 @@ async function cmdRotate(argv: string[], engine: Engine): Promise<number> {
 }
 
 async function cmdPin(argv: string[], engine: Engine, pinned: boolean): Promise<number> {
-  const { pos } = parse(argv, {});
-  if (pos.length !== 1) throw new UsageError(`${pinned ? 'pin' : 'unpin'} needs exactly one archive path`);
-  const r = await engine.setPinned(pos[0], pinned);
+  const { opts, pos } = parse(argv, { dir: { type: 'string' } });
+  if (pos.length !== 1) throw new UsageError(`${pinned ? 'pin' : 'unpin'} needs exactly one backup (its path or id)`);
+  const r = await engine.setPinned(await resolveBackup(pos[0], opts, engine), pinned);
   print(`${pinned ? 'pinned' : 'unpinned'} ${r.path}`);
   return EXIT.ok;
 }
@@ -352,6 +457,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdVerify(rest, engine);
       case 'restore':
         return await cmdRestore(rest, engine);
+      case 'export':
+        return await cmdExport(rest, engine);
       case 'log':
         return await cmdLog(rest, engine);
       case 'run':

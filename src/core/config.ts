@@ -86,7 +86,7 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   probeQuery: '',
   restoreTest: true,
   compressionLevel: 1,
-  format: 'zip',
+  format: 'repository',
   freshBaseDays: 0,
   notifications: 'failures',
 }) as Settings;

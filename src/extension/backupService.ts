@@ -6,6 +6,7 @@ import { BackupError } from '../core/errors';
 import type { BackupKind, Manifest } from '../core/model';
 import { restoreInUseSupport } from '../core/restore/inUse';
 import type { RestoreTestEvent, ScheduleFailEvent, ScheduleProgressEvent, ScheduleRunEvent, Scheduler } from '../core/schedule/scheduler';
+import { backupDirOf, backupIdOf, backupName, isSnapshotPath } from './backupFiles';
 import type { BackupsModel } from './backupsModel';
 import type { CoreHost } from './coreLoader';
 import { displayName, isInside, type FolderState, type Folders } from './folders';
@@ -25,7 +26,7 @@ import type { StatusBar } from './statusBar';
 export type Route = 'command' | 'panel' | 'schedule' | 'task' | 'shutdown';
 
 /** The operations the service runs and settles. */
-export type Operation = 'backup' | 'restore' | 'verify' | 'verifyAll' | 'delete' | 'pin' | 'unpin' | 'rotate' | 'restoreTest' | 'schedule';
+export type Operation = 'backup' | 'restore' | 'verify' | 'verifyAll' | 'export' | 'delete' | 'pin' | 'unpin' | 'rotate' | 'restoreTest' | 'schedule';
 
 /**
  * How an operation ended: `ok`; `unverified` (a backup whose verification was skipped);
@@ -254,8 +255,8 @@ export class BackupService implements vscode.Disposable {
   async verify(chosen: ChosenBackup, o: { route: Route }): Promise<Settled | undefined> {
     const state = chosen.target?.state ?? (await this.folders.resolve())[0];
     if (!state) return undefined;
-    const file = path.basename(chosen.archive);
-    const base = { op: 'verify' as const, route: o.route, dirs: [path.dirname(chosen.archive)], db: chosen.target?.db, backup: chosen.record?.id, state };
+    const file = backupName(chosen.archive);
+    const base = { op: 'verify' as const, route: o.route, dirs: [backupDirOf(chosen.archive)], db: chosen.target?.db, backup: chosen.record?.id ?? backupIdOf(chosen.archive), state };
     const retry = () => this.verify(chosen, o);
     try {
       const { engine } = await this.core.get();
@@ -293,9 +294,9 @@ export class BackupService implements vscode.Disposable {
         undefined,
         async (signal, report) => {
           for (const j of jobs) {
-            report({ phase: `${path.basename(j.archive)} (${done + 1} of ${jobs.length})`, done, total: jobs.length });
+            report({ phase: `${backupName(j.archive)} (${done + 1} of ${jobs.length})`, done, total: jobs.length });
             const res = await engine.verifyArchive(j.archive, j.t.state.settings, { signal });
-            if (!res.ok) failed.push(`${path.basename(j.archive)}: ${res.problems[0] ?? 'failed'}`);
+            if (!res.ok) failed.push(`${backupName(j.archive)}: ${res.problems[0] ?? 'failed'}`);
             done++;
           }
         },
@@ -322,14 +323,54 @@ export class BackupService implements vscode.Disposable {
     return this.finish({ ...base, outcome: 'ok', message: `Lifeboat: verified ${done} of ${jobs.length} backups; all passed.`, notify: 'info' });
   }
 
+  /**
+   * Saves `chosen` as `to`, a file that needs no Lifeboat: the database itself, or a
+   * self-contained zip archive when `to` ends in .zip (the engine's exportBackup), with
+   * progress. Replaces `to`: the save dialog that named it asked already. A failure or
+   * Cancel leaves `to` as it was. Resolves undefined when the workspace is not trusted.
+   */
+  async exportBackup(chosen: ChosenBackup, to: string, o: { route: Route }): Promise<Settled | undefined> {
+    if (!(await this.trusted(o.route, 'save backups'))) return undefined;
+    const name = backupName(chosen.archive);
+    const file = path.basename(to);
+    const base = { op: 'export' as const, route: o.route, dirs: [backupDirOf(chosen.archive)], db: chosen.target?.db, backup: chosen.record?.id ?? backupIdOf(chosen.archive), state: chosen.target?.state };
+    const retry = () => this.exportBackup(chosen, to, o);
+    try {
+      const { core, engine } = await this.core.get();
+      // Never over a live database: that is a restore, which refuses while the file is open and keeps a pre-restore backup.
+      const source = chosen.record?.manifest.source.path ?? (await engine.manifestOf(chosen.archive)).source.path;
+      const live = [source, ...(await this.folders.resolve()).flatMap((s) => s.databases)];
+      const dest = await core.canonicalPath(to);
+      for (const db of live) {
+        if (dest === (await core.canonicalPath(db))) {
+          return await this.finish({ ...base, outcome: 'failed', message: `Lifeboat: ${file} is a live database Lifeboat protects; saving a backup over it was refused. Use Restore Backup... to put a backup back.` });
+        }
+      }
+      const level = chosen.target?.state.settings.compressionLevel;
+      const res = await this.run(
+        o.route,
+        `Lifeboat: saving ${name} as ${file}`,
+        undefined,
+        (signal, onProgress) => engine.exportBackup(chosen.archive, { to, force: true, compressionLevel: level, signal, onProgress }),
+        (r) => ({ ok: true, message: `saved as ${r.path}` }),
+      );
+      const as = res.as === 'zip' ? 'a zip archive' : 'an SQLite database';
+      return await this.finish({ ...base, outcome: 'ok', message: `Lifeboat: saved ${name} as ${as}: ${res.path}`, log: `saved ${chosen.archive} as ${as} (${res.size} bytes): ${res.path}`, notify: 'info' });
+    } catch (e) {
+      if (BackupError.is(e, 'cancelled')) return this.finish({ ...base, outcome: 'cancelled', message: `Lifeboat: saving ${name} was cancelled; nothing was written to ${file}.` });
+      return this.finish({ ...base, outcome: 'failed', message: `Lifeboat: saving ${name} as ${file} failed: ${messageOf(e)}`, retry });
+    }
+  }
+
   /** Deletes one backup after a modal confirmation (pinned ones too: a person's choice). */
   async delete(chosen: ChosenBackup, o: { route: Route }): Promise<Settled | undefined> {
     if (!(await this.trusted(o.route, 'delete backups'))) return undefined;
-    const file = path.basename(chosen.archive);
+    const file = backupName(chosen.archive);
     const label = chosen.record ? `the ${chosen.record.manifest.kind} backup of ${formatLocal(chosen.record.manifest.created)}` : file;
-    const ok = await vscode.window.showWarningMessage(`Delete ${label}?`, { modal: true, detail: `${chosen.archive} will be deleted. This cannot be undone.` }, 'Delete');
+    const what = isSnapshotPath(chosen.archive) ? `${chosen.archive} and the pages no other backup uses` : chosen.archive;
+    const ok = await vscode.window.showWarningMessage(`Delete ${label}?`, { modal: true, detail: `${what} will be deleted. This cannot be undone.` }, 'Delete');
     if (ok !== 'Delete') return undefined;
-    const base = { op: 'delete' as const, route: o.route, dirs: [path.dirname(chosen.archive)], db: chosen.target?.db, backup: chosen.record?.id ?? path.basename(file, '.zip'), state: chosen.target?.state };
+    const base = { op: 'delete' as const, route: o.route, dirs: [backupDirOf(chosen.archive)], db: chosen.target?.db, backup: chosen.record?.id ?? backupIdOf(chosen.archive), state: chosen.target?.state };
     try {
       const { engine } = await this.core.get();
       await engine.deleteBackup(chosen.archive);
@@ -342,8 +383,8 @@ export class BackupService implements vscode.Disposable {
   /** Pins (never deleted automatically) or unpins one backup. */
   async setPinned(chosen: ChosenBackup, pinned: boolean, o: { route: Route }): Promise<Settled | undefined> {
     if (!(await this.trusted(o.route, pinned ? 'pin backups' : 'unpin backups'))) return undefined;
-    const file = path.basename(chosen.archive);
-    const base = { op: pinned ? ('pin' as const) : ('unpin' as const), route: o.route, dirs: [path.dirname(chosen.archive)], db: chosen.target?.db, backup: chosen.record?.id ?? path.basename(file, '.zip'), state: chosen.target?.state };
+    const file = backupName(chosen.archive);
+    const base = { op: pinned ? ('pin' as const) : ('unpin' as const), route: o.route, dirs: [backupDirOf(chosen.archive)], db: chosen.target?.db, backup: chosen.record?.id ?? backupIdOf(chosen.archive), state: chosen.target?.state };
     try {
       const { engine } = await this.core.get();
       await engine.setPinned(chosen.archive, pinned);
@@ -460,7 +501,7 @@ export class BackupService implements vscode.Disposable {
     const r = ev.result as { ok?: unknown; path?: unknown } | undefined;
     // A failed test is also reported on onDidFail, which settles it.
     if (r && r.ok === false) return undefined;
-    const tested = r && typeof r.path === 'string' ? path.basename(r.path) : undefined;
+    const tested = r && typeof r.path === 'string' ? backupName(r.path) : undefined;
     return this.finish({ op: 'restoreTest', route: 'schedule', dirs: [ev.dir], outcome: 'ok', message: tested ? `restore test of ${tested} passed` : `no backup to restore-test in ${ev.dir}` });
   }
 

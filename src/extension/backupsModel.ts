@@ -73,7 +73,8 @@ export class BackupsModel implements vscode.Disposable {
 
   private watch(state: FolderState): void {
     if (this.watchers.has(state.dir)) return;
-    const w = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(state.dir), '{*.zip,.lifeboat/state.json,.lifeboat/log.jsonl}'));
+    // The objects that make backups visible in either format (a zip; a repository's snapshot manifest), the state and the log.
+    const w = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(state.dir), '{*.zip,snapshots/*.json,.lifeboat/state.json,.lifeboat/log.jsonl}'));
     const poke = () => {
       this.pendingDirs.add(state.dir);
       // Several files change per backup; one refresh after the burst is enough.

@@ -9,6 +9,7 @@ export const COMMANDS = {
   restoreBackup: { id: 'lifeboat.restoreBackup', title: 'Restore Backup...', palette: true },
   verifyBackup: { id: 'lifeboat.verifyBackup', title: 'Verify Backup', palette: true },
   verifyAll: { id: 'lifeboat.verifyAll', title: 'Verify All Backups', palette: true },
+  saveBackupAs: { id: 'lifeboat.saveBackupAs', title: 'Save Backup As...', palette: true },
   deleteBackup: { id: 'lifeboat.deleteBackup', title: 'Delete Backup', palette: false },
   pinBackup: { id: 'lifeboat.pinBackup', title: 'Pin Backup', palette: false },
   unpinBackup: { id: 'lifeboat.unpinBackup', title: 'Unpin Backup', palette: false },

@@ -1,9 +1,11 @@
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { requireTrust, type BackupService } from './backupService';
 import type { BackupsModel } from './backupsModel';
 import { COMMANDS, type CommandHandlers } from './commandIds';
 import type { Folders } from './folders';
 import { isInside, relativeDb } from './folders';
+import { backupDirOf, backupIdOf, SAVE_AS_FILTERS, saveAsName } from './backupFiles';
 import { allDatabases, isNode, pickBackup, pickDatabases } from './picks';
 import type { PanelHost } from './panel';
 import type { TaskHook } from './tasks';
@@ -49,6 +51,27 @@ export function commandHandlers(d: CommandDeps): CommandHandlers {
   const verifyAll = async (arg?: unknown) => {
     const targets = isNode(arg) ? await pickDatabases(folders, arg, { title: COMMANDS.verifyAll.title }) : await allDatabases(folders);
     if (targets?.length) await backups.verifyAll(targets, { route });
+  };
+
+  const saveAs = async (arg?: unknown) => {
+    if (!(await requireTrust('save backups'))) return;
+    const chosen = await pickBackup(folders, model, arg, { title: COMMANDS.saveBackupAs.title });
+    if (!chosen) return;
+    // Proposed beside the database (where people look for it), never over it: the name is the backup's id.
+    const near = chosen.target ? path.dirname(chosen.target.db) : path.dirname(backupDirOf(chosen.archive));
+    const name = chosen.record ? saveAsName(chosen.record) : `${backupIdOf(chosen.archive)}.sqlite`;
+    const uri = await vscode.window.showSaveDialog({
+      title: COMMANDS.saveBackupAs.title,
+      saveLabel: 'Save',
+      defaultUri: vscode.Uri.file(path.join(near, name)),
+      filters: SAVE_AS_FILTERS,
+    });
+    if (!uri) return;
+    if (uri.scheme !== 'file') {
+      void vscode.window.showErrorMessage(`Lifeboat: backups can be saved to local files only (got ${uri.toString()}).`);
+      return;
+    }
+    await backups.exportBackup(chosen, uri.fsPath, { route });
   };
 
   const del = async (arg?: unknown) => {
@@ -119,6 +142,7 @@ export function commandHandlers(d: CommandDeps): CommandHandlers {
     restoreBackup: restore,
     verifyBackup: verify,
     verifyAll,
+    saveBackupAs: saveAs,
     deleteBackup: del,
     pinBackup: pin(true),
     unpinBackup: pin(false),

@@ -5,12 +5,13 @@ import type { Logger } from '../core/context';
  * activation stays cheap (the bundle's core modules are only evaluated here).
  */
 export async function loadCore() {
-  const [engine, plan, stats, backupLog, catalog] = await Promise.all([
+  const [engine, plan, stats, backupLog, catalog, fsutil] = await Promise.all([
     import('../core/engine.js'),
     import('../core/retention/plan.js'),
     import('../core/stats.js'),
     import('../core/catalog/backupLog.js'),
     import('../core/catalog/catalog.js'),
+    import('../core/fsutil.js'),
   ]);
   return {
     Engine: engine.Engine,
@@ -19,6 +20,7 @@ export async function loadCore() {
     computeStats: stats.computeStats,
     formatLogEntry: backupLog.formatLogEntry,
     Catalog: catalog.Catalog,
+    canonicalPath: fsutil.canonicalPath,
   };
 }
 

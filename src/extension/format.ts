@@ -1,6 +1,7 @@
 /** Pure formatting for the tree, the status bar and messages. No `vscode` import (tested under plain Node). */
 import { probeOnlyFailure, verificationState, type BackupKind, type BackupRecord, type Tier } from '../core/model';
 import { formatBytes } from '../core/units';
+import { formatLabel } from './backupFiles';
 import type { BackupRowState } from './contextValues';
 
 /** 1536 -> "1.5 KB". */
@@ -81,7 +82,8 @@ export function backupTooltip(r: BackupRecord, keep: { tier: Tier; reasons: stri
   lines.push(`**${mdEscape(m.source.name)}**, ${KIND_LABEL[m.kind]} backup${r.state.pinned ? ' (pinned)' : ''}`, '');
   lines.push(`- Created: ${mdEscape(formatLocal(m.created))}`);
   if (m.trigger) lines.push(`- Trigger: ${mdEscape(m.trigger)}`);
-  lines.push(`- Archive: ${mdEscape(r.id)}.zip, ${formatSize(r.archiveSize)}`);
+  lines.push(`- Format: ${formatLabel(r)}, ${mdEscape(r.object)}`);
+  lines.push(`- Stored: ${formatSize(r.archiveSize)}${m.repository ? ' (its manifest and the pages no older backup had; shared pages are stored once)' : ''}`);
   lines.push(`- Database image: ${formatSize(m.image.size)}, ${m.image.pageCount} pages of ${m.image.pageSize} B, journal ${m.source.journalMode}${m.source.walFrames ? `, ${m.source.walFrames} WAL frames folded in` : ''}`);
   lines.push(`- Source: ${mdEscape(m.source.path)}`);
   const tables = Object.keys(v.rowCounts ?? {});

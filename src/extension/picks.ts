@@ -78,7 +78,7 @@ export async function pickBackup(
   const { records } = await model.ofDatabase(target.state, target.db);
   type Item = vscode.QuickPickItem & { record?: BackupRecord; browse?: boolean };
   const items: Item[] = records.map((r) => ({ label: formatLocal(r.manifest.created), description: rowDescription(r), detail: r.id, record: r }));
-  if (o.browse) items.push({ label: '$(folder-opened) Browse...', description: 'Pick a Lifeboat archive (.zip) from disk', browse: true, alwaysShow: true });
+  if (o.browse) items.push({ label: '$(folder-opened) Browse...', description: 'Pick a Lifeboat archive (.zip) or a snapshot (snapshots/*.json) from disk', browse: true, alwaysShow: true });
   if (!items.length) {
     void vscode.window.showInformationMessage(`Lifeboat: ${path.basename(target.db)} has no backups yet.`);
     return undefined;
@@ -89,8 +89,8 @@ export async function pickBackup(
     const uris = await vscode.window.showOpenDialog({
       canSelectMany: false,
       openLabel: 'Restore',
-      title: 'Choose a Lifeboat archive',
-      filters: { 'Lifeboat archives': ['zip'] },
+      title: 'Choose a Lifeboat archive or repository snapshot',
+      filters: { 'Lifeboat backups': ['zip', 'json'] },
       defaultUri: vscode.Uri.file(target.state.dir),
     });
     return uris?.[0] ? { archive: uris[0].fsPath, target } : undefined;

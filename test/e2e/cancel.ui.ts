@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { animationsDone, dismissToasts, openViewContainer, readNotifications, readTreeRows, runCommand, until, waitForNotification, waitForTree, type RunDirs, type UiCheck } from '../../scripts/vscode/harness';
+import { backupIds } from '../fixtures/backupFiles';
 import { query, sqlite } from '../fixtures/sqlite';
 
 const VIEW = 'Backups';
@@ -32,8 +33,9 @@ function savedSettings(dirs: RunDirs): string {
   return path.join(dirs.tmp, 'settings.json.before-cancel-checks');
 }
 
+/** The ids of the backups in the check's directory, of either format (format v2 is the default). */
 function archives(dirs: RunDirs): string[] {
-  return existsSync(backupDir(dirs)) ? readdirSync(backupDir(dirs)).filter((n) => n.endsWith('.zip')) : [];
+  return backupIds(backupDir(dirs));
 }
 
 /** The backup log's lines, parsed (empty when there is no log yet). */
@@ -99,7 +101,7 @@ export const checks: UiCheck[] = [
       assert.equal(failed[0].detail?.reason, 'cancelled', `backup.failed: ${JSON.stringify(failed[0])}`);
       assert.equal(failed[0].detail?.kind, 'manual');
       assert.equal(logEntries(dirs).filter((e) => e.op === 'backup.ok').length, 0, 'a backup.ok line after Cancel');
-      assert.deepEqual(archives(dirs), [], 'a .zip appeared in the backup directory after Cancel');
+      assert.deepEqual(archives(dirs), [], 'a backup appeared in the backup directory after Cancel');
       const tmp = path.join(backupDir(dirs), '.lifeboat', 'tmp');
       assert.deepEqual(existsSync(tmp) ? readdirSync(tmp) : [], [], `files left in ${tmp}`);
       // Nothing beside the archives either: a partial never sits at the top level.

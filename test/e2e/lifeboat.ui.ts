@@ -2,10 +2,11 @@
 // database from its button, the first backup, the status bar, a restore from a row's
 // context menu, and the failure notification. Screenshots go to test-results/.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { animationsDone, dismissToasts, openViewContainer, readStatusBar, readTreeRows, runCommand, treeList, until, waitForNotification, waitForTree, type UiCheck } from '../../scripts/vscode/harness';
+import { backupIds, snapshotIds } from '../fixtures/backupFiles';
 import { query, sqlite } from '../fixtures/sqlite';
 
 const VIEW = 'Backups';
@@ -97,8 +98,11 @@ export const checks: UiCheck[] = [
       await waitForNotification(page, /restored app\.db/, 60_000);
       await screenshot('lifeboat-notification-restored');
       assert.equal(query<{ n: number }>(db, 'SELECT count(*) AS n FROM items;')[0].n, before);
-      const pre = readdirSync(path.join(dirs.workspace, 'backups')).filter((n) => n.endsWith('-pre-restore.zip'));
+      // Format v2, the default: the first backup and the pre-restore backup are snapshots.
+      const backups = path.join(dirs.workspace, 'backups');
+      const pre = snapshotIds(backups).filter((id) => id.endsWith('-pre-restore'));
       assert.equal(pre.length, 1, 'one pre-restore backup');
+      assert.deepEqual(backupIds(backups), snapshotIds(backups), 'every backup is a v2 snapshot');
       await rowsWhen(page, (l) => l.includes('Migrations'), 'the pre-restore backup is not under Migrations');
     },
   },

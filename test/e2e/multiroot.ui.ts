@@ -32,12 +32,14 @@ const FOLDERS = {
     },
   },
   // A daily slot whose backup prepare() makes before the server starts, so the scheduler
-  // finds it done and writes nothing during the checks; only failures notify.
+  // finds it done and writes nothing during the checks; only failures notify. Format v1
+  // zips here, while shop has the default, format v2: each folder's own format.
   blog: {
     rows: 70,
     settings: {
       'lifeboat.databases': ['app.db'],
       'lifeboat.directory': 'snapshots',
+      'lifeboat.format': 'zip',
       'lifeboat.schedule.daily': true,
       'lifeboat.schedule.time': '03:30',
       'lifeboat.retention.daily': 3,
@@ -214,7 +216,8 @@ export const checks: UiCheck[] = [
       const own = await until(page, () => manualBackups(dirs, 'shop'), (b) => b.length === 1, 'no manual backup in shop/backups');
       assert.equal(own[0].source, realpathSync(path.join(folder(dirs, 'shop'), 'app.db')));
       assert.equal(own[0].verified, true, 'the archive is not verified');
-      assert.equal(path.dirname(own[0].path), realpathSync(path.join(folder(dirs, 'shop'), 'backups')));
+      // Format v2, the default: shop/backups/snapshots/<id>.json.
+      assert.match(path.relative(realpathSync(path.join(folder(dirs, 'shop'), 'backups')), own[0].path), /^snapshots\/[^/]+-manual\.json$/);
       assert.deepEqual(listed(path.join(folder(dirs, 'blog'), 'snapshots')).map((b) => b.kind), ['scheduled'], 'blog/snapshots changed');
       const rows = await until(page, () => readTreeRows(page, VIEW), (r) => byFolder(r).get('shop')?.some((x) => x.label === 'Manual') === true, 'no Manual tier under shop/app.db');
       const shop = byFolder(rows).get('shop')!;
@@ -234,6 +237,9 @@ export const checks: UiCheck[] = [
       const own = await until(page, () => manualBackups(dirs, 'blog'), (b) => b.length === 1, 'no manual backup in blog/snapshots');
       assert.equal(own[0].source, realpathSync(path.join(folder(dirs, 'blog'), 'app.db')));
       assert.equal(own[0].verified, true, 'the archive is not verified');
+      // blog's `lifeboat.format` is "zip": a v1 archive at the top of blog/snapshots.
+      assert.equal(path.dirname(own[0].path), realpathSync(path.join(folder(dirs, 'blog'), 'snapshots')));
+      assert.match(path.basename(own[0].path), /-manual\.zip$/);
       assert.equal(manualBackups(dirs, 'shop').length, 1, 'shop/backups changed');
       const rows = await until(
         page,

@@ -3,10 +3,11 @@
 // changed in its form and saved lands in .vscode/settings.json. Runs after lifeboat.ui.ts
 // (which leaves the fixture clean) and leaves it clean again.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
 import { openViewContainer, runCommand, until, waitForTree, type UiCheck } from '../../scripts/vscode/harness';
+import { backupIds, snapshotIds } from '../fixtures/backupFiles';
 import { seedBackups } from '../fixtures/seedBackups';
 
 /** The panel app's document: the webview's outer iframe, then its active frame. */
@@ -33,8 +34,10 @@ export const checks: UiCheck[] = [
         { at: new Date(now - 2 * day), kind: 'migration' },
         { at: new Date(now - 1 * day), kind: 'scheduled' },
       ]);
-      const onDisk = readdirSync(path.join(ws, 'backups')).filter((n) => n.endsWith('.zip'));
+      // Format v2, the default: three snapshot manifests.
+      const onDisk = backupIds(path.join(ws, 'backups'));
       assert.equal(onDisk.length, 3);
+      assert.deepEqual(snapshotIds(path.join(ws, 'backups')), onDisk);
       // The extension has read the settings and the backups once its tree lists all three.
       await waitForTree(page, (rows) => rows[0]?.label === 'app.db' && rows.filter((r) => r.level === 3).length === 3, 'the tree does not list app.db and its 3 backups', 30_000);
       await runCommand(page, 'Lifeboat: Open Settings and Statistics');

@@ -9,14 +9,15 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync,
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { REPO_ROOT, openPaletteAt, openViewContainer, paletteRow, readChannelLog, readTreeRows, until, waitForTree, type RunDirs, type UiCheck } from '../../scripts/vscode/harness';
+import { backupIds, snapshotIds } from '../fixtures/backupFiles';
 import { sqlite } from '../fixtures/sqlite';
 
 const VIEW = 'Backups';
 const EXITED = /Extension Host Process exited/g;
 
+/** The ids of the shutdown backups in backups/, of either format. */
 function shutdownArchives(ws: string): string[] {
-  const dir = path.join(ws, 'backups');
-  return existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith('-shutdown.zip')).sort() : [];
+  return backupIds(path.join(ws, 'backups')).filter((id) => id.endsWith('-shutdown'));
 }
 
 /** The backup log's `backup.ok` lines of kind `shutdown`. */
@@ -79,10 +80,12 @@ export const checks: UiCheck[] = [
       await reloadWindow(page, dirs);
       log(`reload and old host exit: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       const archives = shutdownArchives(ws);
-      assert.equal(archives.length, 1, `one *-shutdown.zip after the reload; backups/ has ${readdirSync(path.join(ws, 'backups')).join(', ')}`);
+      assert.equal(archives.length, 1, `one *-shutdown backup after the reload; backups/ has ${backupIds(path.join(ws, 'backups')).join(', ')}`);
+      // Format v2, the default: the CLI's backup and the shutdown backup are snapshots.
+      assert.deepEqual(snapshotIds(path.join(ws, 'backups')), backupIds(path.join(ws, 'backups')));
       const entries = shutdownLogEntries(ws);
       assert.equal(entries.length, 1, 'one backup.ok line of kind shutdown in the backup log');
-      assert.ok(entries[0].backup && archives[0].startsWith(entries[0].backup), `the log's ${entries[0].backup} is the archive ${archives[0]}`);
+      assert.ok(entries[0].backup && archives[0].startsWith(entries[0].backup), `the log's ${entries[0].backup} is the backup ${archives[0]}`);
       assert.ok(!readdirSync(path.join(ws, 'backups')).some((n) => /\.(tmp|partial)$|^\.tmp/.test(n)), 'no partial file left in backups/');
     },
   },

@@ -6,10 +6,11 @@
 // on, on a fresh copy of the fixture that `prepare` gives one backup made by the real CLI.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { REPO_ROOT, animationsDone, dismissToasts, openPalette, openViewContainer, paletteLabels, quickInput, readChannelLog, readStatusBar, readTreeRows, runCommand, treeList, until, waitForTree, type RunDirs, type UiCheck } from '../../scripts/vscode/harness';
+import { backupIds } from '../fixtures/backupFiles';
 import { query } from '../fixtures/sqlite';
 
 /** Selects this file for the Restricted Mode phase only (see UiModule in runner.ts). */
@@ -66,8 +67,9 @@ function backupStarts(dirs: RunDirs): number {
   return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter((l) => l.includes('"backup.start"')).length : 0;
 }
 
+/** The ids of the backups in backups/, of either format (the CLI's is format v2, the default). */
 function archives(dirs: RunDirs): string[] {
-  return existsSync(backupDir(dirs)) ? readdirSync(backupDir(dirs)).filter((n) => n.endsWith('.zip')).sort() : [];
+  return backupIds(backupDir(dirs));
 }
 
 /**
@@ -148,7 +150,7 @@ export const checks: UiCheck[] = [
       await extensionRoundTrip(page, dirs);
       assert.equal(await page.locator('.monaco-dialog-box').count(), 0, 'a restore dialog opened');
       assert.equal(query<{ n: number }>(db, 'SELECT count(*) AS n FROM items;')[0].n, before);
-      assert.deepEqual(archives(dirs).filter((n) => n.endsWith('-pre-restore.zip')), []);
+      assert.deepEqual(archives(dirs).filter((n) => n.endsWith('-pre-restore')), []);
     },
   },
   {

@@ -4,6 +4,7 @@ import { randomFillSync } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { backupIds, pinZip, snapshotIds, zipIds } from '../fixtures/backupFiles';
 import { ensureBuilt, lifeboat } from '../fixtures/cli';
 import { dumpHash, leaveWalFrames, makeDb, makeShapesDb, query, sqlite, tempDir } from '../fixtures/sqlite';
 import { nodeSqlite } from '../../src/core/sqlite/nodeSqlite';
@@ -17,10 +18,6 @@ function liveDumpHash(db: string, scratch: string): string {
   return dumpHash(copy);
 }
 
-function zipsIn(dir: string): string[] {
-  return existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith('.zip')) : [];
-}
-
 before(() => ensureBuilt());
 
 describe('CLI round trips on many shapes', () => {
@@ -32,10 +29,13 @@ describe('CLI round trips on many shapes', () => {
     { name: 'wal-512', wal: true, pageSize: 512, keepWal: true },
     { name: 'rollback-64k', wal: false, pageSize: 65536 },
   ];
+  // Format v2 (the default) and v1 (lifeboat.format "zip" in a lifeboat.json beside the database).
+  for (const format of ['repository', 'zip'] as const)
   for (const s of shapes) {
-    test(`${s.name}: backup, verify, restore --to gives the same content`, async () => {
-      const dir = path.join(t.dir, s.name);
+    test(`${s.name}, ${format}: backup, verify, restore --to gives the same content`, async () => {
+      const dir = path.join(t.dir, `${s.name}-${format}`);
       mkdirSync(dir);
+      if (format === 'zip') pinZip(dir);
       const db = path.join(dir, 'app.db');
       makeShapesDb(db, { wal: s.wal, pageSize: s.pageSize });
       if (s.keepWal) leaveWalFrames(db, "INSERT INTO items(name, qty) VALUES ('only in the wal', 1); DELETE FROM items WHERE id = 3;");
@@ -45,8 +45,13 @@ describe('CLI round trips on many shapes', () => {
       const b = await lifeboat(['backup', db]);
       assert.equal(b.code, 0, b.stderr);
       const archive = b.stdout.trim();
-      assert.match(path.basename(archive), /^app-\d{8}T\d{9}Z-manual\.zip$/);
-      assert.equal(path.dirname(archive), path.join(dir, 'backups'));
+      if (format === 'zip') {
+        assert.match(path.basename(archive), /^app-\d{8}T\d{9}Z-manual\.zip$/);
+        assert.equal(path.dirname(archive), path.join(dir, 'backups'));
+      } else {
+        assert.match(path.basename(archive), /^app-\d{8}T\d{9}Z-manual\.json$/);
+        assert.equal(path.dirname(archive), path.join(dir, 'backups', 'snapshots'));
+      }
 
       const v = await lifeboat(['verify', archive, '--json']);
       assert.equal(v.code, 0, v.stdout + v.stderr);
@@ -77,7 +82,11 @@ describe('CLI manifest, list, stats, log', () => {
     const b = await lifeboat(['backup', db, '--json', '--kind', 'migration']);
     assert.equal(b.code, 0, b.stderr);
     const m = JSON.parse(b.stdout);
-    assert.equal(m.formatVersion, 1);
+    // Format v2, the default: a snapshot manifest over the repository's pages.
+    assert.equal(m.formatVersion, 2);
+    assert.equal(m.repository.pageCount, m.image.pageCount);
+    assert.equal(m.repository.pageSize, m.image.pageSize);
+    assert.deepEqual(snapshotIds(path.join(t.dir, 'backups')), [m.id]);
     assert.equal(m.kind, 'migration');
     assert.equal(m.source.path, db);
     assert.match(m.created, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}([+-]\d\d:\d\d)$/);
@@ -112,10 +121,11 @@ describe('CLI manifest, list, stats, log', () => {
     mkdirSync(path.join(ws, 'data'));
     const db = path.join(ws, 'data', 'app.db');
     makeDb(db, { rows: 5 });
-    writeFileSync(path.join(ws, '.vscode', 'settings.json'), '{\n  // comments are fine\n  "lifeboat.directory": "snapshots",\n}\n');
+    writeFileSync(path.join(ws, '.vscode', 'settings.json'), '{\n  // comments are fine\n  "lifeboat.directory": "snapshots",\n  "lifeboat.format": "zip",\n}\n');
     const b = await lifeboat(['backup', db]);
     assert.equal(b.code, 0, b.stderr);
     assert.equal(path.dirname(b.stdout.trim()), path.join(ws, 'snapshots'));
+    assert.match(path.basename(b.stdout.trim()), /\.zip$/, 'lifeboat.format from settings.json');
     writeFileSync(path.join(ws, '.vscode', 'settings.json'), '{ "lifeboat.schedule.time": "25:99" }');
     const bad = await lifeboat(['backup', db]);
     assert.equal(bad.code, 2);
@@ -123,7 +133,9 @@ describe('CLI manifest, list, stats, log', () => {
     writeFileSync(path.join(ws, 'data', 'lifeboat.json'), JSON.stringify({ backup_directory: 'here' }));
     const legacy = await lifeboat(['backup', db]);
     assert.equal(legacy.code, 0, legacy.stderr);
-    assert.equal(path.dirname(legacy.stdout.trim()), path.join(ws, 'data', 'here'));
+    // lifeboat.json replaces settings.json entirely: its directory, and the default format (v2).
+    assert.equal(path.dirname(legacy.stdout.trim()), path.join(ws, 'data', 'here', 'snapshots'));
+    assert.deepEqual(snapshotIds(path.join(ws, 'data', 'here')).map((id) => `${id}.json`), [path.basename(legacy.stdout.trim())]);
   });
 });
 
@@ -183,7 +195,7 @@ describe('CLI bad input: one clear error, nothing changed', () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /notes\.db.*not an SQLite database/i);
     expectOneLine(r.stderr);
-    assert.deepEqual(zipsIn(path.join(t.dir, 'backups')), []);
+    assert.deepEqual(backupIds(path.join(t.dir, 'backups')), []);
   });
 
   test('an encrypted database (random bytes)', async () => {
@@ -225,6 +237,9 @@ describe('CLI bad input: one clear error, nothing changed', () => {
       expectOneLine(r.stderr);
       const left = readdirSync(mnt, { recursive: true }) as string[];
       assert.deepEqual(left.filter((n) => /\.zip|partial|image/.test(n)), [], `left behind: ${left.join(', ')}`);
+      // Format v2 (the default): no backup became visible and nothing is left in the scratch folder.
+      const tmp = path.join('.lifeboat', 'tmp') + path.sep;
+      assert.deepEqual(left.filter((n) => n.startsWith(tmp) || n.startsWith(`snapshots${path.sep}`)), [], `left behind: ${left.join(', ')}`);
     } finally {
       execFileSync('umount', [mnt]);
     }
@@ -270,9 +285,10 @@ describe('lifeboat run: the backup-before-migration hook', () => {
     const r = await lifeboat(['run', '--db', db, '--', process.execPath, '-e', `require('fs').writeFileSync(${JSON.stringify(marker)}, 'x'); process.exit(7)`]);
     assert.equal(r.code, 7, r.stderr);
     assert.ok(existsSync(marker));
-    const zips = zipsIn(path.join(t.dir, 'backups'));
-    assert.equal(zips.length, 1);
-    assert.match(zips[0], /-migration\.zip$/);
+    const made = backupIds(path.join(t.dir, 'backups'));
+    assert.deepEqual(snapshotIds(path.join(t.dir, 'backups')), made, 'a v2 backup, the default');
+    assert.equal(made.length, 1);
+    assert.match(made[0], /-migration$/);
   });
   test('a failed backup stops the command', async () => {
     const marker = path.join(t.dir, 'ran2');
@@ -291,7 +307,12 @@ describe('concurrency: several processes share one backup directory', () => {
     const rs = await Promise.all([0, 1, 2, 3].map(() => lifeboat(['backup', db])));
     for (const r of rs) assert.equal(r.code, 0, r.stderr);
     assert.equal(new Set(rs.map((r) => r.stdout.trim())).size, 4);
-    assert.equal(zipsIn(path.join(t.dir, 'backups')).length, 4);
+    assert.equal(snapshotIds(path.join(t.dir, 'backups')).length, 4);
+    assert.deepEqual(zipIds(path.join(t.dir, 'backups')), []);
+    // Every one is a whole backup: each restores and verifies on its own.
+    const all = await lifeboat(['verify', '--all', '--dir', path.join(t.dir, 'backups'), '--json']);
+    assert.equal(all.code, 0, all.stdout + all.stderr);
+    assert.equal(JSON.parse(all.stdout).results.length, 4);
     const log = await lifeboat(['log', '--dir', path.join(t.dir, 'backups'), '--json']);
     assert.equal(JSON.parse(log.stdout).filter((e: { op: string }) => e.op === 'backup.ok').length, 4);
   });

@@ -87,7 +87,9 @@ describe('lifeboat pin, unpin and rotate', () => {
     const p = JSON.parse(plan.stdout);
     assert.equal(p.remove.length, 0);
     assert.equal(p.keep.length, 3);
-    const pinnedKeep = p.keep.find((k: { id: string }) => made[1].endsWith(`${k.id}.zip`));
+    // Format v2, the default: each backup is visible as backups/snapshots/<id>.json.
+    assert.deepEqual(made.map((m) => path.relative(dir, path.dirname(m))), ['snapshots', 'snapshots', 'snapshots']);
+    const pinnedKeep = p.keep.find((k: { id: string }) => made[1].endsWith(`${k.id}.json`));
     assert.ok(pinnedKeep.reasons.includes('pinned'), JSON.stringify(pinnedKeep));
     assert.equal(pinnedKeep.tier, 'manual');
     const unpin = await lifeboat(['unpin', made[1]]);

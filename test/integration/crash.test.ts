@@ -8,6 +8,7 @@ import { checkArchive } from '../../src/core/archive/archiveReader';
 import { prng } from '../fixtures/archive';
 import { restoreInUseSupport } from '../../src/core/restore/inUse';
 import { startApp } from '../fixtures/appProcess';
+import { pinZip, snapshotPath, zipPath } from '../fixtures/backupFiles';
 import { CLI, ensureBuilt, lifeboat } from '../fixtures/cli';
 import { dumpHash, leaveWalFrames, makeDb, query, sqlite, tempDir } from '../fixtures/sqlite';
 
@@ -61,6 +62,8 @@ describe('crash tests: backup killed at random moments', () => {
 
   test(`backup killed ${KILLS} times: no complete-looking partial archive, the next run succeeds`, async () => {
     const rnd = prng(0xb4c0);
+    // Format v1: every .zip must be whole (format v2's kills: crashRepo.test.ts).
+    pinZip(t.dir);
     const db = path.join(t.dir, 'app.db');
     makeDb(db, { wal: true, rows: 3000 });
     sqlite(db, 'UPDATE items SET data = randomblob(1500);');
@@ -76,6 +79,7 @@ describe('crash tests: backup killed at random moments', () => {
     const next = await lifeboat(['backup', db, '--dir', dir]);
     assert.equal(next.code, 0, next.stderr);
     const n = await assertNoPartialArchives(dir);
+    assert.ok(n >= 2, `the first and the last run made archives (${n})`);
     // The temp files of killed runs are cleaned by the next run.
     const tmp = path.join(dir, '.lifeboat', 'tmp');
     assert.deepEqual(existsSync(tmp) ? readdirSync(tmp) : [], []);
@@ -156,6 +160,8 @@ interface RestoreCrashScenario {
   /** The target (its folder must hold nothing else of the test's). */
   db: string;
   archive: string;
+  /** The backup directory that holds `archive`. */
+  backups: string;
   /** Extra arguments for every restore run. */
   args: string[];
   /** Puts the target back into the old state; called before every run. */
@@ -219,10 +225,10 @@ async function crashRestoreAtEveryPoint(name: string, s: RestoreCrashScenario, w
     assert.equal(await s.content(), s.newContent, `k=${k}: the rerun restored`);
     assert.deepEqual(leftovers(), [], `k=${k}: the rerun cleaned the killed run's temp files`);
   }
-  const list = await runCli(['list', '--dir', path.dirname(s.archive), '--json']);
+  const list = await runCli(['list', '--dir', s.backups, '--json']);
   assert.equal(list.code, 0, list.stderr);
-  assert.ok(JSON.parse(list.stdout).backups.length >= 1);
-  await assertListedBackupsVerify(path.dirname(s.archive));
+  assert.ok(JSON.parse(list.stdout).backups.some((b: { path: string }) => b.path === s.archive), `${s.archive} is listed`);
+  await assertListedBackupsVerify(s.backups);
   const report = { points: N, killed, afterVerify, inSwap, outcome, verified };
   console.log(
     `restore crash points (${name}): ${N} points (${swapPoints} in the swap/write phase), ${killed} kills, ` +
@@ -237,16 +243,22 @@ describe('crash tests: restore killed at every crash point', () => {
   const t = tempDir();
   after(() => t.cleanup());
 
-  test('over a WAL target with an un-checkpointed -wal (the rename path, the leftover WAL folded first)', async () => {
-    const work = path.join(t.dir, 'wal');
+  // Both formats: the backup and every pre-restore backup are v1 zips, or v2 snapshots (the
+  // default) whose image is rebuilt from packs (with a crash point before its fsync).
+  for (const format of ['zip', 'repository'] as const)
+  test(`over a WAL target with an un-checkpointed -wal (the rename path, the leftover WAL folded first), ${format}`, async () => {
+    const work = path.join(t.dir, `wal-${format}`);
     const targetDir = path.join(work, 'target');
     mkdirSync(targetDir, { recursive: true });
+    if (format === 'zip') pinZip(targetDir);
     const db = path.join(targetDir, 'app.db');
     makeDb(db, { wal: true, rows: 200 });
     const bdir = path.join(work, 'backups');
     const b = await lifeboat(['backup', db, '--dir', bdir, '--json']);
     assert.equal(b.code, 0, b.stderr);
-    const archive = path.join(bdir, `${JSON.parse(b.stdout).id}.zip`);
+    const id = JSON.parse(b.stdout).id;
+    const archive = format === 'zip' ? zipPath(bdir, id) : snapshotPath(bdir, id);
+    assert.ok(existsSync(archive), archive);
     const scratch = path.join(work, 'scratch');
     const newContent = contentOf(db, scratch);
     // The old state: a checkpointed change (so the main file alone is neither state), then
@@ -258,10 +270,11 @@ describe('crash tests: restore killed at every crash point', () => {
     const oldContent = contentOf(db, scratch);
     assert.notEqual(oldContent, newContent);
     const report = await crashRestoreAtEveryPoint(
-      'wal',
+      `wal-${format}`,
       {
         db,
         archive,
+        backups: bdir,
         args: [],
         method: 'rename',
         resetOld: () => {
@@ -283,13 +296,16 @@ describe('crash tests: restore killed at every crash point', () => {
     const targetDir = path.join(work, 'target');
     mkdirSync(targetDir, { recursive: true });
     const db = path.join(targetDir, 'app.db');
+    // Format v1 for this one: the backup and every pre-restore backup are zips.
+    pinZip(targetDir);
     makeDb(db, { wal: true, rows: 1000 });
     // About 280 pages: the copy into the live database takes several backup steps.
     sqlite(db, 'UPDATE items SET data = randomblob(1000);');
     const bdir = path.join(work, 'backups');
     const b = await lifeboat(['backup', db, '--dir', bdir, '--json']);
     assert.equal(b.code, 0, b.stderr);
-    const archive = path.join(bdir, `${JSON.parse(b.stdout).id}.zip`);
+    const archive = zipPath(bdir, JSON.parse(b.stdout).id);
+    assert.ok(existsSync(archive), archive);
     const newContent = dumpHash(db);
     const toOld = "DELETE FROM items WHERE id % 3 = 0; UPDATE items SET name = 'old ' || id;";
     const app = await startApp(db);
@@ -305,6 +321,7 @@ describe('crash tests: restore killed at every crash point', () => {
         {
           db,
           archive,
+          backups: bdir,
           args: ['--force'],
           method: 'sqlite',
           // From the restored state, the same statements give the same old content every time.

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { checkArchive } from '../../src/core/archive/archiveReader';
@@ -15,6 +15,7 @@ import { Catalog } from '../../src/core/catalog/catalog';
 import { DEFAULT_SETTINGS, type Settings } from '../../src/core/config';
 import { Engine } from '../../src/core/engine';
 import { planRotation } from '../../src/core/retention/plan';
+import { pinZip } from '../fixtures/backupFiles';
 import { CLI, ensureBuilt, lifeboat } from '../fixtures/cli';
 import { seedBackups } from '../fixtures/seedBackups';
 import { makeDb, tempDir } from '../fixtures/sqlite';
@@ -80,7 +81,10 @@ before(() => ensureBuilt());
 describe('crash tests: a kill at every crash point of backup and rotation', () => {
   const t = tempDir();
   after(() => t.cleanup());
-  const settings: Settings = DEFAULT_SETTINGS;
+  // Format v1: the crash points of a zip's publication and deletion (format v2's:
+  // crashRepo.test.ts). The CLI reads the same from lifeboat.json beside the database.
+  const settings: Settings = { ...DEFAULT_SETTINGS, format: 'zip' };
+  before(() => pinZip(t.dir));
 
   test('backup: after a kill at each point, only intact archives that verify, a readable log, and a clean rerun', async () => {
     const db = path.join(t.dir, 'app.db');
@@ -151,9 +155,10 @@ describe('crash tests: a kill at every crash point of backup and rotation', () =
     const template = path.join(t.dir, 'rot-template');
     const tplBackups = path.join(template, 'backups');
     const day = (d: number) => new Date(Date.UTC(2026, 2, d, 2, 0, 0));
-    await seedBackups(db, tplBackups, [{ at: day(1), kind: 'manual' }, ...[2, 3, 4, 5, 6, 7].map((d) => ({ at: day(d), kind: 'scheduled' as const }))]);
+    await seedBackups(db, tplBackups, [{ at: day(1), kind: 'manual' }, ...[2, 3, 4, 5, 6, 7].map((d) => ({ at: day(d), kind: 'scheduled' as const }))], settings);
+    assert.equal(idsIn(tplBackups).length, 7, 'the template holds seven zips');
     const retention = { daily: 2, weekly: 0, monthly: 0, keepWithin: '', keepEventBackups: 10 };
-    writeFileSync(path.join(template, 'lifeboat.json'), JSON.stringify({ retention }));
+    pinZip(template, { retention });
     const engine = new Engine();
     const plan = planRotation((await engine.list(tplBackups)).records, retention, new Date(), { force: true });
     const keep = plan.keep.map((k) => k.id).sort();

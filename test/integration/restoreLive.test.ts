@@ -11,6 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { restoreInUseSupport } from '../../src/core/restore/inUse';
 import { startApp } from '../fixtures/appProcess';
+import { snapshotPath } from '../fixtures/backupFiles';
 import { ensureBuilt, lifeboat } from '../fixtures/cli';
 import { makeDb, query, sqlite, tempDir } from '../fixtures/sqlite';
 
@@ -54,8 +55,9 @@ describe('restore into a running app', () => {
     assert.equal(b.code, 0, b.stderr);
     const restored = rowsOf(db);
     sqlite(db, "DELETE FROM items WHERE id > 20; UPDATE items SET name = 'changed after the backup' WHERE id <= 5;");
-    // `backup --json` prints the manifest; the archive is in backups/ beside the database.
-    return { db, archive: path.join(t.dir, 'backups', `${JSON.parse(b.stdout).id}.zip`), restored };
+    // `backup --json` prints the manifest; the backup is a format v2 snapshot (the default)
+    // in backups/ beside the database, so every restore here rebuilds its image from packs.
+    return { db, archive: snapshotPath(path.join(t.dir, 'backups'), JSON.parse(b.stdout).id), restored };
   }
 
   test('through SQLite: the app keeps its WAL connection, sees the restored rows, and its next write persists', { skip: SQLITE_PATH_SKIP }, async () => {
@@ -153,7 +155,7 @@ describe('restore into a running app', () => {
     const trace = path.join(t.dir, 'race.trace');
     const traced = await lifeboat(['restore', archive, '--to', copy], { env: { LIFEBOAT_CRASH_TRACE: trace } });
     assert.equal(traced.code, 0, traced.stderr);
-    const at = readFileSync(trace, 'utf8').split('\n').find((l) => / rename .*-pre-restore\.zip$/.test(l));
+    const at = readFileSync(trace, 'utf8').split('\n').find((l) => / rename .*\/snapshots\/[^/]*-pre-restore\.json$/.test(l));
     assert.ok(at, 'the trace shows the pre-restore backup being published');
     const pauseFile = path.join(t.dir, 'race.paused');
     let ended = false;

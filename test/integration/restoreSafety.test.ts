@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { snapshotPath } from '../fixtures/backupFiles';
 import { ensureBuilt, lifeboat } from '../fixtures/cli';
 import { startApp } from '../fixtures/appProcess';
 import { dumpHash, makeDb, sqlite, startShell, tempDir } from '../fixtures/sqlite';
@@ -46,7 +47,8 @@ describe('restore safety', () => {
     assert.equal(b.code, 0, b.stderr);
     const manifest = JSON.parse(b.stdout);
     sqlite(db, 'DELETE FROM items WHERE id > 3;');
-    const r = await lifeboat(['restore', path.join(t.dir, 'backups', `${manifest.id}.zip`), '--json']);
+    // A format v2 backup (the default): the image is rebuilt from the repository's pages.
+    const r = await lifeboat(['restore', snapshotPath(path.join(t.dir, 'backups'), manifest.id), '--json']);
     assert.equal(r.code, 0, r.stderr);
     // Also where node:sqlite could write it through SQLite: the rename path is chosen.
     assert.equal(JSON.parse(r.stdout).method, 'rename');

@@ -4,10 +4,9 @@
  * definition of "verified" shared by rotation, the tree and the CLI.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { checkArchive } from '../../src/core/archive/archiveReader';
 import { Catalog } from '../../src/core/catalog/catalog';
 import { DEFAULT_SETTINGS, type Settings } from '../../src/core/config';
 import { systemClock, type Clock } from '../../src/core/context';
@@ -16,6 +15,7 @@ import type { BackupKind, BackupRecord } from '../../src/core/model';
 import { planRotation } from '../../src/core/retention/plan';
 import { applyPolicy } from '../../src/core/retention/policy';
 import { rowDescription, rowState } from '../../src/extension/format';
+import { packFiles, snapshotIds, zipIds } from '../fixtures/backupFiles';
 import { ensureBuilt, lifeboat } from '../fixtures/cli';
 import { makeDb, sqlite, tempDir } from '../fixtures/sqlite';
 
@@ -67,6 +67,8 @@ function expectedSurvivors(all: Made[], s: Settings, now: Date): Set<string> {
 
 before(() => ensureBuilt());
 
+// Format v2, the default: most backups here repeat an unchanged database (a manifest over
+// its parent's pages), so rotation deletes manifests and prune the packs none uses any more.
 describe('rotation for real: engine-made archives over four months of an injected clock', () => {
   const t = tempDir();
   after(() => t.cleanup());
@@ -79,6 +81,7 @@ describe('rotation for real: engine-made archives over four months of an injecte
       ...DEFAULT_SETTINGS,
       retention: { daily: 7, weekly: 4, monthly: 3, keepWithin: '1d', keepEventBackups: 2 },
     };
+    assert.equal(settings.format, 'repository');
     const start = Date.UTC(2026, 0, 5, 2, 0, 0);
     const clock = settableClock(start);
     const engine = new Engine({ clock });
@@ -117,8 +120,7 @@ describe('rotation for real: engine-made archives over four months of an injecte
         settings,
         clock.now(),
       );
-      const onDisk = new Set(readdirSync(dir).filter((n) => n.endsWith('.zip')).map((n) => n.slice(0, -4)));
-      assert.deepEqual([...onDisk].sort(), [...expected].sort(), `after backup ${i} (${m.created}, ${kind})`);
+      assert.deepEqual(snapshotIds(dir), [...expected].sort(), `after backup ${i} (${m.created}, ${kind})`);
       survivors = expected;
     }
 
@@ -139,10 +141,16 @@ describe('rotation for real: engine-made archives over four months of an injecte
     const { records, broken } = await engine.list(dir);
     assert.deepEqual(broken, []);
     assert.deepEqual(records.map((r) => r.id).sort(), [...survivors].sort());
+    assert.deepEqual(zipIds(dir), []);
     for (const r of records) {
-      const c = await checkArchive(r.path);
-      assert.ok(c.ok, `${r.id}: ${c.problems.join('; ')}`);
+      assert.equal(r.format, 'repository');
+      const v = await engine.verifyArchive(r.path, settings, { deep: true });
+      assert.ok(v.ok, `${r.id}: ${v.problems.join('; ')}`);
     }
+    // Prune kept exactly the packs the survivors use: none lost, none left behind.
+    const used = new Set(records.flatMap((r) => r.manifest.repository!.packs.map((p) => path.basename(p))));
+    assert.deepEqual(packFiles(dir), [...used].sort());
+    assert.ok(log.some((e) => e.op === 'prune'), 'packs no backup used were pruned');
     assert.deepEqual(planRotation(records, settings.retention, clock.now()).remove, []);
     const kinds = (k: BackupKind) => records.filter((r) => r.manifest.kind === k).length;
     console.log(
@@ -163,8 +171,9 @@ describe('one definition of verified: rotation, the tree and the CLI agree', () 
     const config = path.join(t.dir, 'lifeboat.json');
     // keepWithin keeps both backups (made seconds apart, the same day) through the automatic rotation after each.
     const RETENTION = { daily: 1, weekly: 0, monthly: 0, keepWithin: '1d', keepEventBackups: 10 };
+    // Format v1: the damage below is a flipped byte inside a zip.
     const configure = (probeQuery: string) =>
-      writeFileSync(config, JSON.stringify({ verification: { probeQuery }, retention: RETENTION }));
+      writeFileSync(config, JSON.stringify({ verification: { probeQuery }, retention: RETENTION, format: 'zip' }));
 
     configure('SELECT * FROM items LIMIT 1');
     const a = await lifeboat(['backup', db, '--kind', 'scheduled', '--json']);

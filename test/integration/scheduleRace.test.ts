@@ -4,6 +4,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import type { LogEntry } from '../../src/core/catalog/backupLog';
+import { backupIds, snapshotIds } from '../fixtures/backupFiles';
 import { makeDb, sqlite, tempDir } from '../fixtures/sqlite';
 
 const CHILD = path.join(__dirname, '..', 'fixtures', 'scheduleChild.js');
@@ -41,15 +42,12 @@ function child(args: string[]) {
   };
 }
 
-function zips(dir: string): string[] {
-  return existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith('.zip')) : [];
-}
-
 function logOf(dir: string): LogEntry[] {
   const f = path.join(dir, '.lifeboat', 'log.jsonl');
   return existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as LogEntry) : [];
 }
 
+// Every backup here is format v2, the default (a snapshot manifest in snapshots/, pages in packs/).
 describe('schedule across processes (real engine, real processes)', () => {
   it('two scheduler processes racing for the same slot on one directory make exactly one backup', async () => {
     const t = tempDir();
@@ -73,7 +71,8 @@ describe('schedule across processes (real engine, real processes)', () => {
         const loser = statuses.find((s) => s !== 'backedUp')!;
         assert.ok(loser === 'busy' || loser === 'done', `round ${i}: ${JSON.stringify(results)}`);
         losers.push(loser);
-        assert.equal(zips(dir).length, 1, `round ${i}: ${zips(dir).join(', ')}`);
+        assert.equal(backupIds(dir).length, 1, `round ${i}: ${backupIds(dir).join(', ')}`);
+        assert.equal(snapshotIds(dir).length, 1, `round ${i}: a v2 snapshot`);
         const claims = JSON.parse(readFileSync(path.join(dir, '.lifeboat', 'claims.json'), 'utf8'));
         assert.deepEqual(claims.claims, {}, 'the winner cleared its claim');
         assert.equal(logOf(dir).filter((e) => e.op === 'backup.start').length, 1);
@@ -102,8 +101,8 @@ WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 15000) IN
       const tmp = path.join(dir, '.lifeboat', 'tmp');
       const c = child(['cli', '--db', db, '--dir', dir, '--cron', '0 0 1 1 *']);
       try {
-        // Wait until the backup is under way: its image or partial archive exists.
-        const inProgress = () => existsSync(tmp) && readdirSync(tmp).some((n) => n.endsWith('.image') || n.endsWith('.zip.partial'));
+        // Wait until the backup is under way: its image, pack or partial archive exists.
+        const inProgress = () => existsSync(tmp) && readdirSync(tmp).some((n) => n.endsWith('.image') || n.endsWith('.pack') || n.endsWith('.zip.partial'));
         while (!inProgress()) {
           assert.equal(c.proc.exitCode, null, c.stderr());
           await new Promise((r) => setTimeout(r, 10));
@@ -115,7 +114,7 @@ WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 15000) IN
       }
       assert.match(c.stderr(), /SIGTERM: stopping/);
       assert.match(c.stderr(), /stopped/);
-      assert.deepEqual(zips(dir), [], 'no archive: the backup was cut off');
+      assert.deepEqual(backupIds(dir), [], 'no backup: it was cut off');
       assert.deepEqual(readdirSync(tmp), [], 'no partial files left');
       const log = logOf(dir);
       const failed = log.filter((e) => e.op === 'backup.failed');
@@ -136,8 +135,8 @@ WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 15000) IN
       makeDb(db);
       const c = child(['cli', '--db', db, '--cron', '0 0 1 1 *']);
       try {
-        const line = await c.line(/-scheduled\.zip \(/);
-        assert.match(line, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}ok +\S+app-\S+-scheduled\.zip \(catch-up for 1 missed slot: \d{4}-01-01 00:00\)$/);
+        const line = await c.line(/-scheduled\.json \(/);
+        assert.match(line, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}ok +\S+\/backups\/snapshots\/app-\S+-scheduled\.json \(catch-up for 1 missed slot: \d{4}-01-01 00:00\)$/);
         // Wait for the rest of the pass (the weekly restore test runs after the backup).
         await c.line(/restore test/);
         c.proc.kill('SIGINT');
@@ -146,9 +145,10 @@ WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 15000) IN
         c.proc.kill('SIGKILL');
       }
       const dir = path.join(t.dir, 'backups');
-      assert.equal(zips(dir).length, 1);
-      assert.equal(c.lines.filter((l) => /-scheduled\.zip \(/.test(l)).length, 1, c.lines.join('\n'));
-      assert.match(c.lines.find((l) => /restore test/.test(l)) ?? '', /ok +restore test of \S+-scheduled\.zip passed$/);
+      assert.equal(backupIds(dir).length, 1);
+      assert.equal(snapshotIds(dir).length, 1);
+      assert.equal(c.lines.filter((l) => /-scheduled\.json \(/.test(l)).length, 1, c.lines.join('\n'));
+      assert.match(c.lines.find((l) => /restore test/.test(l)) ?? '', /ok +restore test of \S+\/snapshots\/\S+-scheduled\.json passed$/);
       assert.match(c.stderr(), /scheduling .*app\.db into .*backups, cron 0 0 1 1 \*/);
     } finally {
       t.cleanup();

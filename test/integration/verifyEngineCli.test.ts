@@ -3,9 +3,9 @@
  * check: node:sqlite under Node 24, sql.js under Node 20 or LIFEBOAT_SQLITE=fallback.
  */
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { snapshotIds, snapshotPath, zipIds } from '../fixtures/backupFiles';
 import { ensureBuilt, lifeboat } from '../fixtures/cli';
 import { tempDir } from '../fixtures/sqlite';
 import { corruptFts5, expectedEngine, makeVirtualTablesDb } from '../unit/verifyFixtures';
@@ -20,10 +20,12 @@ before(() => {
 });
 after(() => cleanup());
 
-const zipIn = (d: string): string => {
-  const zips = readdirSync(d).filter((n) => n.endsWith('.zip'));
-  assert.equal(zips.length, 1, zips.join(', '));
-  return path.join(d, zips[0]!);
+/** The one backup in `d`: a format v2 snapshot, the default. */
+const backupIn = (d: string): string => {
+  const ids = snapshotIds(d);
+  assert.equal(ids.length, 1, ids.join(', '));
+  assert.deepEqual(zipIds(d), []);
+  return snapshotPath(d, ids[0]!);
 };
 
 describe(`lifeboat verify with ${ENGINE}`, () => {
@@ -33,7 +35,8 @@ describe(`lifeboat verify with ${ENGINE}`, () => {
     const out = path.join(dir, 'b1');
     const b = await lifeboat(['backup', db, '--dir', out]);
     assert.equal(b.code, 0, b.stderr);
-    const archive = zipIn(out);
+    const archive = backupIn(out);
+    assert.equal(b.stdout.trim(), archive);
     const v = await lifeboat(['verify', archive]);
     assert.equal(v.code, 0, v.stderr);
     const line = v.stdout.split('\n')[0]!;
@@ -54,7 +57,7 @@ describe(`lifeboat verify with ${ENGINE}`, () => {
     const b = await lifeboat(['backup', db, '--dir', out]);
     assert.equal(b.code, NODE ? 3 : 0, b.stderr);
     if (NODE) assert.match(b.stderr, /is damaged: fts5: .*"docs"/);
-    const v = await lifeboat(['verify', zipIn(out)]);
+    const v = await lifeboat(['verify', backupIn(out)]);
     assert.equal(v.code, NODE ? 3 : 0, v.stdout);
     const [first, ...rest] = v.stdout.trim().split('\n');
     assert.match(first!, NODE ? /^DAMAGED .*\[node:sqlite 3\./ : /^ok .*\[sql\.js 3\..*\(not checked: docs \(fts5\), shapes \(rtree\)\)$/);

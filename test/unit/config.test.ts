@@ -29,3 +29,11 @@ test('validate checks durations, regexes and enums', () => {
   assert.equal(validate({ 'lifeboat.migrations.taskPatterns': ['(unclosed'] }).length, 1);
   assert.equal(validate({ 'lifeboat.notifications': 'loud' })[0]?.field, 'lifeboat.notifications');
 });
+
+test('new backups are format v2 unless lifeboat.format says "zip"', () => {
+  assert.equal(DEFAULT_SETTINGS.format, 'repository');
+  assert.equal(normalize({}).settings.format, 'repository');
+  assert.equal(normalize({ 'lifeboat.format': 'zip' }).settings.format, 'zip');
+  assert.equal(normalize({ format: 'zip' }).settings.format, 'zip', 'a lifeboat.json key');
+  assert.equal(validate({ 'lifeboat.format': 'tar' })[0]?.field, 'lifeboat.format');
+});

@@ -13,6 +13,7 @@ import type { BackupRecord, SourceStateRecord } from '../../src/core/model';
 import { SlotClaims } from '../../src/core/schedule/claims';
 import { Scheduler, type ScheduleFailEvent, type ScheduleRunEvent, type SchedulerEngine, type SchedulerOptions } from '../../src/core/schedule/scheduler';
 import { dailySchedule, formatSlot, slotsBetween } from '../../src/core/schedule/slots';
+import { backupIds, snapshotIds } from '../fixtures/backupFiles';
 import { makeRecord } from '../fixtures/backupRecords';
 import { makeDb, tempDir } from '../fixtures/sqlite';
 import { VirtualClock } from '../fixtures/virtualClock';
@@ -487,12 +488,13 @@ describe('scheduler with the real engine', () => {
       assert.equal(h.runs[0].verified, true);
       assert.equal(h.runs[0].record.manifest.kind, 'scheduled');
       assert.equal(formatSlot(new Date(h.runs[0].record.manifest.created), zone), '2026-06-10 04:35');
-      const zips = readdirSync(dir).filter((n) => n.endsWith('.zip'));
-      assert.equal(zips.length, 1);
-      // The database is unchanged: the next day's slot is settled without a second archive.
+      // Format v2, the default: one snapshot manifest.
+      assert.deepEqual(snapshotIds(dir), [h.runs[0].record.id]);
+      assert.equal(backupIds(dir).length, 1);
+      // The database is unchanged: the next day's slot is settled without a second backup.
       await clock.runUntil('2026-06-11T00:01:00Z');
       assert.equal(h.runs[1]?.outcome, 'unchanged');
-      assert.equal(readdirSync(dir).filter((n) => n.endsWith('.zip')).length, 1);
+      assert.equal(backupIds(dir).length, 1);
       await h.stop();
       assert.equal(h.fails.length, 3);
       assert.deepEqual(readdirSync(path.join(dir, '.lifeboat', 'tmp')), []);

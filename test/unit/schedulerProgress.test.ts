@@ -2,13 +2,14 @@
 // database: a scheduled backup and the restore test after it report a start, the engine's
 // phases with bytes, and one result; a failed attempt and a failed restore test end failed.
 import assert from 'node:assert/strict';
-import { closeSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { DEFAULT_SETTINGS, cloneSettings, type Settings } from '../../src/core/config';
 import { systemClock } from '../../src/core/context';
 import { Engine } from '../../src/core/engine';
 import { Scheduler, type ScheduleFailEvent, type ScheduleProgressEvent, type ScheduleRunEvent } from '../../src/core/schedule/scheduler';
+import { backupIds, packFiles, snapshotIds } from '../fixtures/backupFiles';
 import { makeDb, tempDir } from '../fixtures/sqlite';
 import { VirtualClock } from '../fixtures/virtualClock';
 
@@ -69,19 +70,23 @@ function assertWellFormed(run: ScheduleProgressEvent[]): void {
 }
 
 describe('scheduler progress events (real engine)', () => {
-  it('a scheduled backup and the restore test after it report a start, the engine phases with bytes, and their result', async () => {
+  // Format v2 (the default) and v1: the same phases, except that only v1's restore test
+  // reports its format check ('check', the zip's bytes); v2 checks its pages as it rebuilds.
+  for (const format of ['repository', 'zip'] as const)
+  it(`a scheduled backup and the restore test after it report a start, the engine phases with bytes, and their result (${format})`, async () => {
     const t = tempDir();
     try {
       const db = path.join(t.dir, 'app.db');
       makeDb(db, { rows: 400 });
       const dir = path.join(t.dir, 'backups');
       const clock = new VirtualClock(START);
-      const h = setup(clock, db, dir, settingsWith({ restoreTest: true }));
+      const h = setup(clock, db, dir, settingsWith({ restoreTest: true, format }));
       h.s.start();
       await clock.runUntil('2026-06-10T00:01:00Z');
       await h.stop();
       assert.deepEqual(h.fails, []);
       assert.equal(h.runs.length, 1);
+      assert.equal(h.runs[0].record.format, format);
       const runs = byRun(h.progress);
       assert.deepEqual(
         runs.map((r) => r[0].what),
@@ -109,7 +114,7 @@ describe('scheduler progress events (real engine)', () => {
       assert.equal(test[0].db, undefined);
       assert.equal(test[0].dir, dir);
       const testPhases = new Set(test.map((e) => e.phase));
-      for (const p of ['check', 'extract', 'verify']) assert.ok(testPhases.has(p), `restore test phase ${p} in ${[...testPhases].join(', ')}`);
+      for (const p of [...(format === 'zip' ? ['check'] : []), 'extract', 'verify']) assert.ok(testPhases.has(p), `restore test phase ${p} in ${[...testPhases].join(', ')}`);
       assert.ok(test.some((e) => e.phase === 'extract' && e.total > 0 && e.done === e.total), 'extraction reports bytes to the end');
       assert.deepEqual(test.at(-1)!.end, { ok: true, message: `restore test of ${path.basename(h.runs[0].record.path)} passed` });
     } finally {
@@ -149,8 +154,11 @@ describe('scheduler progress events (real engine)', () => {
       runs = byRun(h.progress);
       assert.equal(runs.length, 3);
       assert.equal(runs[2].at(-1)!.end!.ok, true);
-      const zip = path.join(dir, readdirSync(dir).find((n) => n.endsWith('.zip'))!);
-      flipMiddleBytes(zip);
+      // Format v2, the default: the backup's pages are in one pack; damage it.
+      assert.equal(snapshotIds(dir).length, 1);
+      const packs = packFiles(dir);
+      assert.equal(packs.length, 1, packs.join(', '));
+      flipMiddleBytes(path.join(dir, 'packs', packs[0]));
       h.s.updateSettings(settingsWith({ restoreTest: true }));
       await clock.advance(1000);
       await h.stop();
@@ -186,14 +194,14 @@ describe('scheduler progress events (real engine)', () => {
       assert.deepEqual(h.fails, []);
       assert.equal(h.runs.length, 1);
       assert.equal(h.runs[0].verified, true);
-      assert.equal(readdirSync(dir).filter((n) => n.endsWith('.zip')).length, 1);
+      assert.equal(backupIds(dir).length, 1);
     } finally {
       t.cleanup();
     }
   });
 });
 
-/** Inverts 64 bytes in the middle of `file` (inside the compressed image). */
+/** Inverts 64 bytes in the middle of `file` (inside a pack's compressed pages). */
 function flipMiddleBytes(file: string): void {
   const at = Math.floor(statSync(file).size / 2);
   const fd = openSync(file, 'r+');

@@ -7,7 +7,6 @@ import { after, test } from 'node:test';
 import type { Clock } from '../../src/core/context';
 import { BackupError } from '../../src/core/errors';
 import { JOURNAL_MAGIC } from '../../src/core/sqliteFile';
-import { readManifest } from '../../src/core/archive/archiveReader';
 import { DEFAULT_SETTINGS } from '../../src/core/config';
 import { Engine } from '../../src/core/engine';
 import { snapshotDatabase } from '../../src/core/snapshot/liveSnapshot';
@@ -488,8 +487,11 @@ test('the backup manifest records the strategy and the SQLite version', async ()
   const db = fresh();
   makeDb(db, { wal: true, keepWal: true, rows: 40 });
   const dir = path.join(path.dirname(db), 'backups');
-  const res = await new Engine().backup(db, { dir, kind: 'manual', settings: DEFAULT_SETTINGS, rotate: false });
-  const m = await readManifest(res.record.path);
+  const engine = new Engine();
+  const res = await engine.backup(db, { dir, kind: 'manual', settings: DEFAULT_SETTINGS, rotate: false });
+  // Format v2, the default: the manifest as stored, read back through its format.
+  assert.equal(res.record.format, 'repository');
+  const m = await engine.manifestOf(res.record.path);
   assert.equal(m.source.snapshot?.strategy, autoStrategy);
   assert.equal(m.source.snapshot?.sqliteVersion, rt?.version);
   if (rt) assert.equal(m.source.snapshot?.fallback, undefined);

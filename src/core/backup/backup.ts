@@ -29,7 +29,7 @@ export interface BackupOptions {
   store?: BackupStore;
   kind: BackupKind;
   settings: Settings;
-  /** The format of this backup; `settings.format` when absent (a pre-restore backup goes where the restored backup is). */
+  /** The format of this backup; `settings.format` when absent. */
   format?: Settings['format'];
   trigger?: string;
   signal?: AbortSignal;

@@ -5,10 +5,12 @@ import type { Catalog } from '../catalog/catalog';
 import { BackupError } from '../errors';
 import { repoV2 } from '../format/repoV2';
 import { takeLease } from '../format/repo/leases';
+import { prune } from '../format/repo/prune';
 import { pageHashesOf, rootOf, sealManifest } from '../format/repo/snapshotManifest';
+import { damagedPacks, markDamaged } from '../verify/packDamage';
 import { KnownPages, storePages } from '../format/repo/writer';
 import { removeQuietly } from '../fsutil';
-import { ARCHIVE_FORMAT, IMAGE_ENTRY, isVerified, REPOSITORY_FORMAT_VERSION, type BackupRecord, type Manifest, type RepositoryMap, type SourceStateRecord } from '../model';
+import { ARCHIVE_FORMAT, IMAGE_ENTRY, isVerified, probeOnlyFailure, REPOSITORY_FORMAT_VERSION, verificationState, type BackupRecord, type Manifest, type RepositoryMap, type SourceStateRecord } from '../model';
 import { sameSourceState } from '../schedule/due';
 import { snapshotDatabase } from '../snapshot/liveSnapshot';
 import { scratchFile, type StoredObject } from '../store/store';
@@ -30,12 +32,13 @@ export interface RepoBackupOutcome {
 
 /**
  * One backup of `db` in format v2 (see runBackup for the contract). The parent is the
- * newest readable v2 backup of the same database: when the database's fingerprint equals
- * the parent's, no snapshot is taken and only a new manifest is written (pointing at the
- * parent's pages); otherwise the snapshot's pages are hashed and only those the parent
+ * newest readable v2 backup of the same database that no check found damaged: when the
+ * database's fingerprint equals the parent's, no snapshot is taken and only a new manifest
+ * is written (pointing at the parent's pages); otherwise the snapshot's pages are hashed and only those the parent
  * does not hold are stored. The parent's page hashes come from a local cache when its
  * recomputed root equals the parent's root, else from the packs' indexes (checked the same
- * way); a parent that fails this is not used (the backup stores every page).
+ * way); a parent that fails this is not used (the backup stores every page), and an
+ * unchanged database whose parent fails it is backed up in full instead of repeated.
  */
 export async function runRepoBackup(
   deps: BackupDeps,
@@ -46,20 +49,41 @@ export async function runRepoBackup(
 ): Promise<RepoBackupOutcome> {
   const store = catalog.store;
   const { records } = await catalog.list();
-  const mine = records.filter((r) => r.format === repoV2.label && r.manifest.source.path === db && !r.manifest.sourceDamaged);
+  // Not a backup a check found damaged (or of a damaged source): its pages, from the hash
+  // cache, would be taken as stored without reading its packs. A later check that failed
+  // for any reason but the probe query counts, also one that could not rebuild the image.
+  const damaged = (r: BackupRecord) => verificationState(r) === 'failed' || (r.state.lastVerify?.status === 'failed' && !probeOnlyFailure(r));
+  const mine = records.filter((r) => r.format === repoV2.label && r.manifest.source.path === db && !damaged(r));
   let parent: BackupRecord | undefined = mine[0];
   if (parent && o.settings.freshBaseDays > 0) {
     const base = mine.find((r) => !r.manifest.repository?.parent);
     if (!base || ctx.created.getTime() - Date.parse(base.manifest.created) >= o.settings.freshBaseDays * DAY_MS) parent = undefined;
   }
 
+  /** Packs found damaged: never pointed at again by this backup. */
+  const excluded = new Set<string>();
+
   // Unchanged since the parent: a new manifest over the same pages, no snapshot.
   if (parent && isVerified(parent) && parent.manifest.source.state && sameSourceState(parent.manifest.source.state, ctx.sourceState)) {
     const p = parent;
+    o.onProgress?.({ phase: 'check', done: 0, total: 0 });
+    let damagedParentPacks: string[] = [];
     const done = await catalog.withLock(async () => {
       if (!(await store.stat(p.object))) return undefined;
-      // The pages it points at are still there and add up to its root.
-      await pageHashesOf(store, p.manifest);
+      // The pages it points at are still there and add up to its root; a parent that fails
+      // this is not repeated (the backup below then stores every page).
+      const sound = await pageHashesOf(store, p.manifest).then(
+        async () => {
+          damagedParentPacks = await damagedPacks(store, p.manifest.repository!.packs, o.signal);
+          return !damagedParentPacks.length;
+        },
+        (e: unknown) => {
+          if (!(e instanceof BackupError) || e.reason === 'cancelled') throw e;
+          deps.logger.warn(`backup ${p.id} cannot be repeated (${e.message}); storing every page`, { db, phase: 'backup' });
+          return false;
+        },
+      );
+      if (!sound) return undefined;
       const repository: RepositoryMap = { ...p.manifest.repository!, parent: p.id, unchangedFrom: p.id, added: { packs: [], pages: 0, bytes: 0 } };
       const manifest: Manifest = {
         ...p.manifest,
@@ -75,7 +99,11 @@ export async function runRepoBackup(
       return publishManifest(catalog, manifest);
     });
     if (done) return { ...done, addedBytes: 0 };
-    parent = undefined;
+    // Outside the lock: marking takes it. The parent's sound packs still serve below.
+    if (damagedParentPacks.length) {
+      await markDamaged(deps.clock, deps.logger, catalog, damagedParentPacks);
+      for (const b of damagedParentPacks) excluded.add(b);
+    } else parent = undefined;
   }
 
   // Announce the backup to prune, with the packs it may point at, under the lock, and only
@@ -84,9 +112,9 @@ export async function runRepoBackup(
     if (parent && !(await store.stat(parent.object))) parent = undefined;
     return takeLease(store, parent?.manifest.repository?.packs ?? []);
   });
-  const scratch = await store.scratchDir();
-  const image = scratchFile(scratch, ctx.id, '.image');
+  let image: string | undefined;
   try {
+    image = scratchFile(await store.scratchDir(), ctx.id, '.image');
     o.onProgress?.({ phase: 'snapshot', done: 0, total: 0 });
     const snap = await snapshotDatabase(db, image, { signal: o.signal, clock: deps.clock, onProgress: o.onProgress, fsync: false });
     deps.logger.debug(`snapshot by ${snap.strategy}${snap.fallback ? ` (${snap.fallback})` : ''}`, { db, phase: 'backup', backup: ctx.id });
@@ -99,9 +127,27 @@ export async function runRepoBackup(
         deps.logger.warn(`backup ${parent!.id} cannot be used as the parent (${(e as Error).message}); storing every page`, { db, phase: 'backup' });
         return undefined;
       });
-      if (hashes) known = KnownPages.fromSnapshot(parent.manifest.repository!, hashes);
+      if (hashes) known = KnownPages.fromSnapshot(parent.manifest.repository!, hashes, excluded);
     }
-    const stored = await storePages({ store, image, pageSize: snap.pageSize, known, stem: ctx.id, signal: o.signal, onProgress: o.onProgress });
+    const hold = (pack: string) =>
+      catalog.withLock(async () => {
+        if (!(await store.stat(pack))) return false;
+        await lease.hold(pack);
+        return true;
+      });
+    const store1 = () => storePages({ store, image: image!, pageSize: snap.pageSize, known, stem: ctx.id, hold, signal: o.signal, onProgress: o.onProgress });
+    let stored = await store1();
+    // Every pack the map reuses must be intact now: a page is reused on its hash alone, so
+    // damage in an old pack would otherwise pass into this backup unseen. A damaged pack
+    // marks the backups that use it; this backup then stores those pages again.
+    const reused = stored.map.packs.filter((p) => !stored.map.added.packs.includes(p));
+    const bad = await damagedPacks(store, reused, o.signal);
+    if (bad.length) {
+      await markDamaged(deps.clock, deps.logger, catalog, bad);
+      for (const b of bad) excluded.add(b);
+      known = parent && known ? KnownPages.fromSnapshot(parent.manifest.repository!, await parentHashes(catalog, db, parent.manifest), excluded) : undefined;
+      stored = await store1();
+    }
     o.onProgress?.({ phase: 'verify', done: 0, total: 0 });
     const report = await verifying;
     await removeQuietly(image);
@@ -140,8 +186,15 @@ export async function runRepoBackup(
     const done = await catalog.withLock(() => publishManifest(catalog, manifest));
     await writeHashCache(catalog, db, stored.hashes);
     return { ...done, addedBytes: stored.map.added.bytes };
+  } catch (e) {
+    if (image) await removeQuietly(image);
+    await lease.release();
+    // Packs this backup published are used by nothing now: gone at once, not at the next
+    // rotation (prune keeps those of other running backups).
+    await catalog.withLock(() => prune(store)).catch(() => undefined);
+    throw e;
   } finally {
-    await removeQuietly(image);
+    if (image) await removeQuietly(image);
     await lease.release();
   }
 }
@@ -194,3 +247,4 @@ async function writeHashCache(catalog: Catalog, db: string, hashes: Buffer): Pro
   // A cache: losing it costs reading the packs' indexes next time.
   await catalog.store.writeBytes(cacheObject(db), hashes).catch(() => undefined);
 }
+

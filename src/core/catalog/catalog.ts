@@ -149,7 +149,9 @@ export class Catalog {
   async get(idOrPath: string): Promise<BackupRecord> {
     const base = idOrPath.split(/[\\/]/).pop() ?? idOrPath;
     const { records } = await this.list();
-    const r = records.find((x) => x.id === idOrPath || x.object === idOrPath || x.object === base || x.path === idOrPath) ?? records.find((x) => x.id === base);
+    const r =
+      records.find((x) => x.id === idOrPath || x.object === idOrPath || x.object === base || x.path === idOrPath) ??
+      records.find((x) => x.id === base || x.object.split('/').pop() === base);
     if (!r) throw new BackupError('notFound', `${idOrPath}: no such backup in ${this.dir}`, { path: idOrPath });
     return r;
   }

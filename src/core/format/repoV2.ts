@@ -1,3 +1,4 @@
+import type { ProgressListener } from '../context';
 import { BackupError } from '../errors';
 import { ARCHIVE_FORMAT } from '../model';
 import type { BackupStore, StoredObject } from '../store/store';
@@ -33,6 +34,7 @@ export const repoV2: BackupFormat = {
    * its hash). The image itself is checked page by page when it is rebuilt.
    */
   async check(store: BackupStore, object: string, o = {}): Promise<FormatCheck> {
+    (o as { onProgress?: ProgressListener }).onProgress?.({ phase: 'check', done: 0, total: 0 });
     let manifest;
     try {
       manifest = await readSnapshotManifest(store, object);

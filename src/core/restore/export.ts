@@ -6,7 +6,7 @@ import type { Catalog } from '../catalog/catalog';
 import type { ProgressListener } from '../context';
 import { BackupError, fsError } from '../errors';
 import type { BackupFormat } from '../format/format';
-import { fsyncDir, removeQuietly } from '../fsutil';
+import { canonicalPath, fsyncDir, removeQuietly } from '../fsutil';
 import { ARCHIVE_FORMAT_VERSION, type Manifest } from '../model';
 
 export interface ExportOptions {
@@ -43,8 +43,14 @@ export async function exportBackup(catalog: Catalog, format: BackupFormat, objec
     () => undefined,
   );
   if (exists?.isDirectory()) throw new BackupError('usage', `${target}: is a folder; --to names the file to write`, { path: target });
-  if (exists && !o.force) throw new BackupError('exists', `${target}: already exists; choose another name or pass --force to replace it`, { path: target });
+  if (exists && !o.force) throw new BackupError('exists', `${target}: already exists; choose another name, or ask to replace it`, { path: target });
   const dir = path.dirname(target);
+  // Replacing a live database is a restore (in-use checks, a pre-restore backup, its -wal): never an export.
+  const manifest0 = await format.readManifest(catalog.store, object);
+  const canonical = await canonicalPath(target);
+  if (canonical === manifest0.source.path || (await fs.stat(`${target}-wal`).then(() => true, () => false))) {
+    throw new BackupError('usage', `${target}: is a live database (${canonical === manifest0.source.path ? 'the one this backup was made of' : 'it has a -wal file beside it'}); restore it instead of exporting over it`, { path: target });
+  }
   const tmpImage = path.join(dir, `.${path.basename(target)}.${process.pid}.image.partial`);
   const tmpZip = path.join(dir, `.${path.basename(target)}.${process.pid}.zip.partial`);
   try {
@@ -78,7 +84,8 @@ export async function exportBackup(catalog: Catalog, format: BackupFormat, objec
   } catch (e) {
     await removeQuietly(tmpImage);
     await removeQuietly(tmpZip);
-    if (e instanceof BackupError && (e.reason === 'notFound' || e.reason === 'unwritable') && e.path && path.resolve(e.path).startsWith(dir)) {
+    const ours = e instanceof BackupError && e.path !== undefined && [tmpImage, tmpZip, target, dir].includes(path.resolve(e.path));
+    if (ours && (e.reason === 'notFound' || e.reason === 'unwritable')) {
       throw new BackupError('unwritable', `${dir}: cannot write the export there (${e.message})`, { cause: e, path: dir });
     }
     throw e;

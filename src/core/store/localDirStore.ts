@@ -15,6 +15,8 @@ import { assertObjectName, type BackupStore, type ByteRange, type StoredObject, 
 export const META_FOLDER = '.lifeboat';
 /** Partial files in progress: never at the top level, never named like a backup. */
 const TMP_FOLDER = `${META_FOLDER}/tmp`;
+/** Folders of bookkeeping written atomically, where a dead writer's temp file may be left. */
+const SWEPT_FOLDERS = [META_FOLDER, `${META_FOLDER}/cache`, `${META_FOLDER}/leases`];
 
 /**
  * A backup store in a local folder (also a NAS mount or a synced folder): objects are
@@ -66,6 +68,18 @@ export class LocalDirStore implements BackupStore {
         if (Number.isInteger(pid) && pid > 0 && !processAlive(pid)) {
           crashPoint('unlink', path.join(tmp, n));
           await fs.rm(path.join(tmp, n), { force: true });
+        }
+      }
+      // The temp files of atomic writes (`.<name>.<pid>.<hex>.tmp`) a dead writer left beside
+      // the bookkeeping it was replacing.
+      for (const folder of SWEPT_FOLDERS) {
+        const dir = this.file(folder);
+        for (const n of await fs.readdir(dir).catch(() => [] as string[])) {
+          const pid = Number(/^\..*\.(\d+)\.[0-9a-f]{8}\.tmp$/.exec(n)?.[1]);
+          if (Number.isInteger(pid) && pid > 0 && !processAlive(pid)) {
+            crashPoint('unlink', path.join(dir, n));
+            await fs.rm(path.join(dir, n), { force: true });
+          }
         }
       }
     } catch (e) {

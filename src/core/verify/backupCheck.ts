@@ -7,9 +7,11 @@ import { BackupError } from '../errors';
 import type { BackupFormat, FormatCheck } from '../format/format';
 import { removeQuietly } from '../fsutil';
 import { onlyProbeFailed, type BackupRecord, type VerifyReport } from '../model';
+import { META_FOLDER } from '../store/localDirStore';
 import { scratchFile } from '../store/store';
 import { isoLocal } from '../time';
 import { verifyOptions } from './fromSettings';
+import { damagedPacks, markDamaged } from './packDamage';
 import { compareWithManifest, verifyImage } from './verifier';
 
 /** What verification needs from its host. */
@@ -39,6 +41,7 @@ export async function inspectBackup(deps: VerifyDeps, catalog: Catalog, format: 
   const check: FormatCheck = await format.check(catalog.store, object, o);
   const problems = [...check.problems];
   let report: VerifyReport | undefined;
+  let archiveOk = check.ok;
   if (check.ok && check.manifest) {
     const tmp = scratchFile(await scratch(catalog), check.manifest.id, '.verify');
     try {
@@ -51,16 +54,28 @@ export async function inspectBackup(deps: VerifyDeps, catalog: Catalog, format: 
     } catch (e) {
       if (BackupError.is(e, 'cancelled')) throw e;
       problems.push((e as Error).message);
+      // The stored backup could not be rebuilt (a damaged or missing pack, a bad block): the
+      // backup itself is damaged, not merely unchecked.
+      if (e instanceof BackupError && (e.reason === 'badArchive' || e.reason === 'notFound' || e.reason === 'unsafeArchive')) archiveOk = false;
     } finally {
       await removeQuietly(tmp);
     }
   }
   const ok = problems.length === 0 && report?.status === 'ok';
-  return { check, problems, report, ok };
+  return { check, problems, report, ok, archiveOk };
+}
+
+/** True for a store Lifeboat keeps (it has a log or state), not a folder an archive was picked from. */
+async function keptStore(catalog: Catalog): Promise<boolean> {
+  return catalog.store.list(META_FOLDER).then(
+    (l) => l.length > 0,
+    () => false,
+  );
 }
 
 /** The store's scratch folder, or the system's temp folder where the store is read-only (an archive picked from anywhere). */
 async function scratch(catalog: Catalog): Promise<string> {
+  if (!(await keptStore(catalog))) return os.tmpdir();
   try {
     const dir = await catalog.store.scratchDir();
     await fs.access(dir, 2);
@@ -77,18 +92,19 @@ async function scratch(catalog: Catalog): Promise<string> {
  */
 export async function verifyBackup(deps: VerifyDeps, catalog: Catalog, format: BackupFormat, object: string, settings: Settings, o: Opts = {}): Promise<VerifyResult> {
   const where = catalog.locate(object);
-  const { check, problems, report, ok } = await inspectBackup(deps, catalog, format, object, settings, settings.verifyMode, o);
+  const { check, problems, report, ok, archiveOk } = await inspectBackup(deps, catalog, format, object, settings, settings.verifyMode, o);
   let record: BackupRecord | undefined;
-  if (check.manifest) {
+  // Only in a store Lifeboat keeps: verifying an exported zip in any folder leaves nothing there.
+  if (check.manifest && (await keptStore(catalog))) {
     try {
       const id = format.idOf(object);
       const st = await catalog.updateState(id, (s) => {
-        s.lastVerify = { ...(report ?? failedReport(problems, deps.clock)), archiveOk: check.ok };
+        s.lastVerify = { ...(report ?? failedReport(problems, deps.clock)), archiveOk };
       });
       const obj = await catalog.store.stat(object);
       if (obj) record = catalog.recordOf(format, obj, check.manifest, st);
       // A probe query that no longer runs (the schema moved on) says nothing about the backup.
-      const probeOnly = !ok && check.ok && report?.status === 'failed' && onlyProbeFailed(problems);
+      const probeOnly = !ok && archiveOk && report?.status === 'failed' && onlyProbeFailed(problems);
       await catalog.record({
         op: ok ? 'verify.ok' : probeOnly ? 'verify.probeFailed' : 'verify.failed',
         level: ok ? 'info' : probeOnly ? 'warn' : 'error',
@@ -119,10 +135,16 @@ export async function restoreTest(deps: VerifyDeps, catalog: Catalog, formatOf: 
   if (!records.length) return undefined;
   const at = (r: BackupRecord) => (r.state.lastRestoreTest ? Date.parse(r.state.lastRestoreTest.at) : -Infinity);
   const pick = [...records].sort((a, b) => at(a) - at(b) || Date.parse(b.manifest.created) - Date.parse(a.manifest.created))[0];
-  const { check, problems, report, ok } = await inspectBackup(deps, catalog, formatOf(pick), pick.object, settings, 'full', o);
+  // Deep: a repository backup's packs are read in full, so over weeks every pack is read once.
+  const { check, problems, report, ok, archiveOk } = await inspectBackup(deps, catalog, formatOf(pick), pick.object, settings, 'full', { ...o, deep: true });
   const when = isoLocal(deps.clock.now());
+  // A damaged pack fails every backup that uses it, not only this one: each is marked.
+  const packs = check.manifest?.repository?.packs ?? pick.manifest.repository?.packs ?? [];
+  const bad = archiveOk || !packs.length ? [] : await damagedPacks(catalog.store, packs, o.signal).catch(() => []);
+  if (bad.length) await markDamaged(deps.clock, undefined, catalog, bad);
   const state = await catalog.updateState(pick.id, (s) => {
     s.lastRestoreTest = { at: when, ok, detail: ok ? `restored and verified (${report?.check})` : problems.slice(0, 3).join('; ') };
+    if (!archiveOk) s.lastVerify = { ...failedReport(problems, deps.clock), archiveOk: false };
   });
   await catalog.record({
     op: ok ? 'restoreTest.ok' : 'restoreTest.failed',

@@ -6,13 +6,14 @@
 // line once. Runs after activation.test.ts; each suite leaves the workspace as the next
 // one expects.
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import * as vscode from 'vscode';
 import type { LifeboatApi } from '../../../src/extension/container';
 import type { Node } from '../../../src/extension/tree';
+import { backupIds, snapshotIds, snapshotPath } from '../../fixtures/backupFiles';
 import { seedBackups } from '../../fixtures/seedBackups';
 import { sqlite } from '../../fixtures/sqlite';
 import { DEFAULT_SETTINGS } from '../../../src/core/config';
@@ -72,9 +73,9 @@ async function backupRows(a: LifeboatApi): Promise<{ tier: string; id: string; r
   return out;
 }
 
-function zips(): string[] {
-  const dir = path.join(ws(), 'backups');
-  return existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith('.zip')).sort() : [];
+/** The ids of the backups in backups/, of either format (format v2 is the default). */
+function onDisk(): string[] {
+  return backupIds(path.join(ws(), 'backups'));
 }
 
 suite('Lifeboat: activation and Back Up Now', () => {
@@ -110,20 +111,21 @@ suite('Lifeboat: activation and Back Up Now', () => {
     assert.equal(st.text, '$(database) no backup');
   });
 
-  test('Back Up Now makes a verified archive and a row under Manual', async () => {
+  test('Back Up Now makes a verified backup (format v2, the default) and a row under Manual', async () => {
     const a = await api();
     const rec = await settles();
     const mark = rec.mark();
     const mirrored = linesWith(channelText(a), '[backup log] backup.ok');
     await vscode.commands.executeCommand('lifeboat.backupNow');
-    const made = zips();
-    assert.equal(made.length, 1, `archives: ${made.join(', ')}`);
-    assert.match(made[0], /^app-\d{8}T\d{9}Z-manual\.zip$/);
+    const made = onDisk();
+    assert.equal(made.length, 1, `backups: ${made.join(', ')}`);
+    assert.match(made[0], /^app-\d{8}T\d{9}Z-manual$/);
+    assert.deepEqual(snapshotIds(path.join(ws(), 'backups')), made, 'a v2 snapshot');
     // The command ran through the BackupService, whose after-effects ran once.
     const settled = rec.since(mark, { op: 'backup' });
     assert.equal(settled.length, 1, JSON.stringify(rec.since(mark)));
     const [s] = settled;
-    assert.deepEqual([s.op, s.route, s.kind, s.outcome, s.backup], ['backup', 'command', 'manual', 'ok', made[0].replace(/\.zip$/, '')]);
+    assert.deepEqual([s.op, s.route, s.kind, s.outcome, s.backup], ['backup', 'command', 'manual', 'ok', made[0]]);
     assert.equal(s.message, 'Lifeboat: backed up app.db (manual, verified).');
     const log = await backupLogged(a, s.backup!);
     assert.equal(linesWith(log, ` as ${s.backup} (`), 1, 'one line about the backup');
@@ -136,6 +138,7 @@ suite('Lifeboat: activation and Back Up Now', () => {
     assert.equal(manual.children.length, 1);
     const row = manual.children[0];
     assert.equal(row.node.type === 'backup' && row.node.record.id, s.backup);
+    assert.equal(row.node.type === 'backup' && row.node.record.format, 'repository');
     assert.match(row.description, /^[\d.]+ (B|KB|MB) · verified · manual$/);
     assert.equal(row.contextValue, 'lifeboat.backup.manual.verified');
     const item = a.tree.getTreeItem(row.node);
@@ -284,7 +287,7 @@ suite('Lifeboat: migration task hook', () => {
         (t) => t.label === 'migrate' && JSON.stringify(t.dependsOn ?? null).includes('lifeboat: Back up app.db'),
       ),
     );
-    const before = new Set(zips());
+    const before = new Set(onDisk());
     rmSync(marker(), { force: true });
     // The failure suite's Back Up Now left the status bar red; the task's backup clears it.
     assert.equal((await a.status()).background, 'error', 'precondition: the failed Back Up Now is still shown');
@@ -292,16 +295,16 @@ suite('Lifeboat: migration task hook', () => {
     const mark = rec.mark();
     await runAndWait('migrate', 'migrate');
     await until('the migration output', () => existsSync(marker()));
-    const added = zips().filter((z) => !before.has(z));
-    assert.equal(added.length, 1, `new archives: ${added.join(', ')}`);
-    assert.match(added[0], /-migration\.zip$/);
-    assert.ok(statSync(path.join(ws(), 'backups', added[0])).mtimeMs <= statSync(marker()).mtimeMs, 'the backup came first');
+    const added = onDisk().filter((z) => !before.has(z));
+    assert.equal(added.length, 1, `new backups: ${added.join(', ')}`);
+    assert.match(added[0], /-migration$/);
+    assert.ok(statSync(snapshotPath(path.join(ws(), 'backups'), added[0])).mtimeMs <= statSync(marker()).mtimeMs, 'the backup came first');
     assert.equal(a.migrationOffers.length, 0, 'no offer for a task that already backs up');
     // The task's backup ran through the BackupService, whose after-effects ran once.
     const settled = rec.since(mark, { op: 'backup' });
     assert.equal(settled.length, 1, JSON.stringify(rec.since(mark)));
     const [s] = settled;
-    assert.deepEqual([s.op, s.route, s.kind, s.outcome, s.backup], ['backup', 'task', 'migration', 'ok', added[0].replace(/\.zip$/, '')]);
+    assert.deepEqual([s.op, s.route, s.kind, s.outcome, s.backup], ['backup', 'task', 'migration', 'ok', added[0]]);
     const log = await backupLogged(a, s.backup!);
     assert.equal(linesWith(log, ` as ${s.backup} (`), 1, 'one line about the backup');
     const row = await until('the task\'s backup in the tree', async () => (await backupRows(a)).find((r) => r.id === s.backup));
@@ -324,7 +327,7 @@ suite('Lifeboat: migration task hook', () => {
       if (e.execution.task.name === 'migrate') endedMigrate = true;
     });
     const sub = { dispose: () => (subStart.dispose(), subEnd.dispose()) };
-    const before = zips().length;
+    const before = onDisk().length;
     const rec = await settles();
     const mark = rec.mark();
     const code = await runAndWait('migrate', 'Back up app.db');
@@ -339,7 +342,7 @@ suite('Lifeboat: migration task hook', () => {
     await runProbeTask();
     if (started) await until('the migrate task to end', () => endedMigrate);
     sub.dispose();
-    assert.equal(zips().length, before, 'no archive was written');
+    assert.equal(onDisk().length, before, 'no backup was written');
     assert.equal(existsSync(marker()), false, 'the migration ran after a failed backup');
     console.log(`migrate start event after the failed backup: ${started}`);
     await configure({ directory: undefined });
@@ -377,7 +380,7 @@ suite('Lifeboat: the shutdown backup', () => {
     this.timeout(60_000);
     const a = await api();
     const rec = await settles();
-    const shutdownZips = () => zips().filter((z) => z.endsWith('-shutdown.zip'));
+    const shutdownZips = () => onDisk().filter((z) => z.endsWith('-shutdown'));
     const before = shutdownZips();
     // A write the newest verified backup (the task's) has not seen.
     sqlite(path.join(ws(), 'app.db'), 'CREATE TABLE shutdown_probe(x INTEGER); INSERT INTO shutdown_probe VALUES (1);');
@@ -388,7 +391,8 @@ suite('Lifeboat: the shutdown backup', () => {
     const [s] = settled;
     assert.deepEqual([s.op, s.route, s.kind, s.outcome], ['backup', 'shutdown', 'shutdown', 'ok']);
     const added = shutdownZips().filter((z) => !before.includes(z));
-    assert.deepEqual(added, [`${s.backup}.zip`]);
+    assert.deepEqual(added, [s.backup]);
+    assert.ok(existsSync(snapshotPath(path.join(ws(), 'backups'), s.backup!)), 'a v2 snapshot');
     const log = await backupLogged(a, s.backup!);
     assert.equal(linesWith(log, ` as ${s.backup} (`), 1, 'one line about the backup');
     await until('the shutdown backup in the tree', async () => (await backupRows(a)).some((r) => r.id === s.backup));
@@ -398,7 +402,7 @@ suite('Lifeboat: the shutdown backup', () => {
     settled = rec.since(mark, { op: 'backup' });
     assert.equal(settled.length, 1, JSON.stringify(rec.since(mark)));
     assert.deepEqual([settled[0].route, settled[0].kind, settled[0].outcome], ['shutdown', 'shutdown', 'unchanged']);
-    assert.deepEqual(shutdownZips(), [...before, ...added].sort(), 'no second shutdown archive');
+    assert.deepEqual(shutdownZips(), [...before, ...added].sort(), 'no second shutdown backup');
   });
 });
 

@@ -5,13 +5,14 @@
 // `panel`; the tree and the panel's state show the result), progress of a backup reaches
 // the panel, and a malformed message is ignored. Runs after lifeboat.test.ts.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
 import type { LifeboatApi } from '../../../src/extension/container';
 import type { Node } from '../../../src/extension/tree';
 import type { HostMessage, PanelState, ProgressState, ReplyMessage } from '../../../webview/protocol';
 import { Engine } from '../../../src/core/engine';
+import { backupIds, snapshotIds } from '../../fixtures/backupFiles';
 import { seedBackups } from '../../fixtures/seedBackups';
 import { backupLogged, linesWith, SettleRecorder } from './settled';
 
@@ -95,7 +96,9 @@ suite('Lifeboat: the Settings and Statistics panel', () => {
     const a = await api();
     await vscode.commands.executeCommand('lifeboat.openPanel');
     assert.equal(a.panel.isOpen, true);
-    const onDisk = readdirSync(backupsDir()).filter((n) => n.endsWith('.zip') && n.startsWith('app-'));
+    // Format v2, the default: every backup is a snapshot manifest.
+    const onDisk = backupIds(backupsDir()).filter((id) => id.startsWith('app-'));
+    assert.deepEqual(snapshotIds(backupsDir()).filter((id) => id.startsWith('app-')), onDisk);
     // The host posts nothing before the real webview app says ready; then the whole state.
     const state = await until('a state notification', () => {
       const m = [...posted].reverse().find((x) => x.kind === 'notification' && x.method === 'panel/state/didChange');
@@ -106,7 +109,7 @@ suite('Lifeboat: the Settings and Statistics panel', () => {
     assert.equal(db.id, dbPath());
     assert.equal(db.label, 'app.db');
     assert.equal(db.history.length, onDisk.length);
-    assert.deepEqual(db.history.map((r) => `${r.id}.zip`).sort(), onDisk.sort());
+    assert.deepEqual(db.history.map((r) => r.id).sort(), onDisk);
     const tierTotal = Object.values(db.stats.perTier).reduce((n, t) => n + (t?.count ?? 0), 0);
     assert.equal(tierTotal, onDisk.length, 'every backup is in one tier');
     const events = (await new Engine().list(backupsDir())).records.filter((r) => r.manifest.source.path === dbPath() && (r.manifest.kind === 'migration' || r.manifest.kind === 'pre-restore'));
@@ -140,13 +143,13 @@ suite('Lifeboat: the Settings and Statistics panel', () => {
     assert.equal(Date.parse(s.runs[1]) - Date.parse(s.runs[0]), 4 * 3_600_000);
     const bad = ok<{ issues: { field: string }[] }>(await request(a, 'settings/schedule/preview', { db: dbPath(), values: { 'schedule.cron': '99 * * * *' } }));
     assert.equal(bad.issues[0]?.field, 'lifeboat.schedule.cron');
-    const all = readdirSync(backupsDir()).filter((n) => n.endsWith('.zip')).length;
+    const all = backupIds(backupsDir()).length;
     const tight = ok<{ keep: { id: string }[]; remove: { id: string; reasons: string[] }[] }>(
       await request(a, 'settings/retention/preview', { db: dbPath(), values: { 'retention.daily': 1, 'retention.weekly': 0, 'retention.monthly': 0, 'retention.keepWithin': '', 'retention.keepEventBackups': 10 } }),
     );
     assert.equal(tight.keep.length + tight.remove.length, all, 'every backup is kept or removed');
     assert.ok(tight.remove.length >= 2, `the tight policy deletes older scheduled backups: ${JSON.stringify(tight.remove)}`);
-    assert.equal(readdirSync(backupsDir()).filter((n) => n.endsWith('.zip')).length, all, 'a preview deletes nothing');
+    assert.equal(backupIds(backupsDir()).length, all, 'a preview deletes nothing');
     const unknownDb = await request(a, 'settings/values/validate', { db: path.join(ws(), 'nope.db'), values: {} });
     assert.equal(unknownDb.ok, false, 'a request about an unprotected database is rejected');
   });
@@ -211,16 +214,16 @@ suite('Lifeboat: the Settings and Statistics panel', () => {
 
   test('Back Up Now from the panel makes a backup through the BackupService; progress, tree and state show it', async () => {
     const a = await api();
-    const before = readdirSync(backupsDir()).filter((n) => n.endsWith('-manual.zip'));
+    const before = backupIds(backupsDir()).filter((id) => id.endsWith('-manual'));
     const from = posted.length;
     const mark = rec.mark();
     await a.panel.handle({ kind: 'command', method: 'backups/database/backUp', params: { db: dbPath() } });
-    const made = readdirSync(backupsDir()).filter((n) => n.endsWith('-manual.zip') && !before.includes(n));
+    const made = backupIds(backupsDir()).filter((id) => id.endsWith('-manual') && !before.includes(id));
     assert.equal(made.length, 1);
     const settled = rec.since(mark, { op: 'backup', route: 'panel' });
     assert.equal(settled.length, 1, JSON.stringify(rec.since(mark)));
     const [s] = settled;
-    assert.deepEqual([s.kind, s.outcome, s.backup], ['manual', 'ok', made[0].replace(/\.zip$/, '')]);
+    assert.deepEqual([s.kind, s.outcome, s.backup], ['manual', 'ok', made[0]]);
     assert.equal(rec.since(mark, { backup: s.backup }).length, 1, 'no other route settled the same backup');
     const progress = posted.slice(from).filter((m) => m.kind === 'notification' && m.method === 'panel/progress/didChange').map((m) => m.params as ProgressState);
     assert.ok(progress.some((p) => p.running.some((o) => /backing up app\.db/.test(o.title))), 'a running backup was shown');

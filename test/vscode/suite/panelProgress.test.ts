@@ -6,12 +6,15 @@
 // panel.test.ts (the database, its backups and the open panel are there); leaves the
 // settings as it found them.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { copyFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import * as vscode from 'vscode';
 import type { LifeboatApi } from '../../../src/extension/container';
 import type { Node } from '../../../src/extension/tree';
 import type { HostMessage, OperationView, PanelState, ProgressState } from '../../../webview/protocol';
+import { backupIds, snapshotIds } from '../../fixtures/backupFiles';
+import { sqlite } from '../../fixtures/sqlite';
 import { backupLogged, linesWith, SettleRecorder } from './settled';
 
 const EXTENSION_ID = 'lifeboat.lifeboat';
@@ -50,7 +53,8 @@ async function treeHas(a: LifeboatApi, id: string, node?: Node): Promise<boolean
   return false;
 }
 
-const scheduledZips = () => (existsSync(backupsDir()) ? readdirSync(backupsDir()).filter((n) => n.endsWith('-scheduled.zip')) : []);
+/** The ids of the scheduled backups on disk, of either format. */
+const scheduledZips = () => backupIds(backupsDir()).filter((id) => id.endsWith('-scheduled'));
 
 suite('Lifeboat: scheduled runs in the panel', () => {
   const posted: HostMessage[] = [];
@@ -69,8 +73,11 @@ suite('Lifeboat: scheduled runs in the panel', () => {
       .filter((m) => m.kind === 'notification' && m.method === 'panel/state/didChange')
       .map((m) => m.params as PanelState);
 
+  const dbCopy = path.join(os.tmpdir(), `app.db.before-panel-progress-${process.pid}`);
+
   suiteSetup(async () => {
     const a = await api();
+    copyFileSync(dbPath(), dbCopy);
     sub = a.panel.onDidPost((m) => posted.push(m));
     rec = new SettleRecorder(a);
     await configure({ databases: ['app.db'] });
@@ -84,6 +91,8 @@ suite('Lifeboat: scheduled runs in the panel', () => {
     sub?.dispose();
     rec.dispose();
     await configure({ 'schedule.cron': undefined, 'schedule.skipUnchanged': undefined, directory: undefined });
+    copyFileSync(dbCopy, dbPath());
+    rmSync(dbCopy, { force: true });
   });
 
   test('a backup the scheduler runs shows its progress and result in the panel', async function () {
@@ -91,6 +100,9 @@ suite('Lifeboat: scheduled runs in the panel', () => {
     // in which case the next minute's is; the settings change wakes the scheduler at once.
     this.timeout(150_000);
     const a = await api();
+    // A change since the newest backup: format v2 (the default) repeats an unchanged
+    // database as a new manifest over the same pages, with no snapshot and no engine phase.
+    sqlite(dbPath(), 'CREATE TABLE IF NOT EXISTS panel_progress_probe(x INTEGER); INSERT INTO panel_progress_probe VALUES (1);');
     const before = scheduledZips().length;
     const from = posted.length;
     const oldId = newestOpId();
@@ -113,7 +125,8 @@ suite('Lifeboat: scheduled runs in the panel', () => {
     const id = /\((app-[^)]*)\)/.exec(last.result!.message)![1];
     const s = await until('the scheduled backup settled', () => rec.since(mark, { backup: id }).find((e) => e.route === 'schedule'), 30_000);
     assert.deepEqual([s.op, s.kind, s.outcome, s.db], ['backup', 'scheduled', 'ok', dbPath()]);
-    assert.ok(scheduledZips().includes(`${id}.zip`));
+    assert.ok(scheduledZips().includes(id));
+    assert.ok(snapshotIds(backupsDir()).includes(id), 'a v2 snapshot, the default');
     const log = await backupLogged(a, id);
     assert.equal(linesWith(log, ` as ${id} (`), 1, 'one line about the backup');
     assert.equal(rec.since(mark, { backup: id }).length, 1, 'settled once');

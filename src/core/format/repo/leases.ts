@@ -1,54 +1,81 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import { processAlive } from '../../processInfo';
+import { processAlive, processStartId } from '../../processInfo';
 import type { BackupStore } from '../../store/store';
 
 /** Where running v2 backups announce themselves to prune. */
 export const LEASE_FOLDER = '.lifeboat/leases';
 /** A lease from another machine is taken as live for this long after it began. */
 const FOREIGN_LEASE_MS = 24 * 3600 * 1000;
+/** `<pid>.<8 hex>.json`: anything else in the folder (an atomic write's temp file) is not a lease. */
+const LEASE_NAME = /^(\d+)\.[0-9a-f]{8}\.json$/;
 
 export interface Lease {
   pid: number;
+  /** When the process started (see processStartId), so that a reused pid is not taken for it. */
+  startId?: string;
   host: string;
   /** Wall-clock time (ms) the backup began: prune keeps every pack newer than this. */
   startedMs: number;
-  /** Packs the backup may point at that no manifest may hold by the time it publishes (its parent's). */
+  /** Packs the backup may point at that no manifest may hold by the time it publishes (its parent's, packs it found already stored). */
   packs: string[];
+}
+
+export interface HeldLease {
+  lease: Lease;
+  /** Adds a pack to the lease. Call under the store's lock, after checking the pack is there. */
+  hold(pack: string): Promise<void>;
+  /** Removes the lease; never throws. */
+  release(): Promise<void>;
 }
 
 /**
  * Announces a running backup to prune: written under the store's lock, after the backup
  * chose its parent, so that a prune either sees the parent's manifest or this lease, and
- * keeps the packs the backup is about to point at. Release removes it (never throws).
+ * keeps the packs the backup is about to point at.
  */
-export async function takeLease(store: BackupStore, packs: string[]): Promise<{ lease: Lease; release(): Promise<void> }> {
-  const lease: Lease = { pid: process.pid, host: os.hostname(), startedMs: Date.now(), packs };
+export async function takeLease(store: BackupStore, packs: string[]): Promise<HeldLease> {
+  const lease: Lease = { pid: process.pid, startId: processStartId(process.pid), host: os.hostname(), startedMs: Date.now(), packs: [...packs] };
   const name = `${LEASE_FOLDER}/${process.pid}.${randomBytes(4).toString('hex')}.json`;
   await store.writeBytes(name, JSON.stringify(lease));
-  return { lease, release: () => store.delete(name).catch(() => undefined) };
+  return {
+    lease,
+    hold: async (pack) => {
+      if (lease.packs.includes(pack)) return;
+      lease.packs.push(pack);
+      await store.writeBytes(name, JSON.stringify(lease));
+    },
+    release: () => store.delete(name).catch(() => undefined),
+  };
 }
 
 /**
  * The leases of backups still running; the dead ones (their process is gone on this
- * machine, or older than a day elsewhere) are removed. A lease that cannot be read is
- * taken as live from its file's time, so prune errs on keeping packs.
+ * machine, or older than a day elsewhere) are removed. A lease that cannot be read (a
+ * torn write) is judged by the pid in its name: live while a process of that pid runs
+ * here, so prune errs on keeping packs.
  */
 export async function liveLeases(store: BackupStore): Promise<Lease[]> {
   const out: Lease[] = [];
   const host = os.hostname();
   for (const obj of await store.list(LEASE_FOLDER)) {
-    let l: Lease;
+    const base = obj.name.slice(LEASE_FOLDER.length + 1);
+    const named = LEASE_NAME.exec(base);
+    if (!named) continue;
+    let l: Lease | undefined;
     try {
       l = JSON.parse((await store.readBytes(obj.name)).toString('utf8')) as Lease;
-      if (!l || typeof l.pid !== 'number' || typeof l.startedMs !== 'number' || !Array.isArray(l.packs)) throw new Error('not a lease');
+      if (!l || typeof l.pid !== 'number' || typeof l.startedMs !== 'number' || !Array.isArray(l.packs)) l = undefined;
     } catch {
-      out.push({ pid: 0, host: '?', startedMs: obj.mtimeMs, packs: [] });
-      continue;
+      l = undefined;
     }
-    const dead = l.host === host ? !processAlive(l.pid) : Date.now() - l.startedMs > FOREIGN_LEASE_MS;
+    const dead = l
+      ? l.host === host
+        ? !processAlive(l.pid, l.startId)
+        : Date.now() - l.startedMs > FOREIGN_LEASE_MS
+      : !processAlive(Number(named[1]));
     if (dead) await store.delete(obj.name).catch(() => undefined);
-    else out.push(l);
+    else out.push(l ?? { pid: Number(named[1]), host: '?', startedMs: obj.mtimeMs, packs: [] });
   }
   return out;
 }

@@ -4,7 +4,7 @@ import type { Manifest, RepositoryMap } from '../../model';
 import type { BackupStore } from '../../store/store';
 import { parseManifest } from '../manifestSchema';
 import { readPackIndex, type PackIndex } from './pack';
-import { extentProblems, pagesOf } from './pageMap';
+import { extentProblems } from './pageMap';
 
 /** Where format v2 keeps its objects in a store. */
 export const SNAPSHOT_FOLDER = 'snapshots';
@@ -106,14 +106,15 @@ export class PackIndexes {
 export async function pageHashesOf(store: BackupStore, m: Manifest, indexes = new PackIndexes(store)): Promise<Buffer> {
   const r = m.repository!;
   const out = Buffer.alloc(r.pageCount * HASH);
-  for (const ref of pagesOf(r.extents)) {
-    const pack = r.packs[ref.pack];
+  for (const [first, count, packNo, entry] of r.extents) {
+    const pack = r.packs[packNo];
     const ix = await indexes.get(pack);
-    const e = ix.entries[ref.entry];
     const where = `${store.label}/${pack}`;
-    if (!e) throw new BackupError('badArchive', `backup ${m.id}: page ${ref.page} points at entry ${ref.entry} of ${where}, which has ${ix.entries.length}`, { path: where });
-    if (e.length !== r.pageSize) throw new BackupError('badArchive', `backup ${m.id}: page ${ref.page} is stored with ${e.length} bytes in ${where}, not ${r.pageSize}`, { path: where });
-    e.hash.copy(out, (ref.page - 1) * HASH);
+    if (entry + count > ix.count) throw new BackupError('badArchive', `backup ${m.id}: pages ${first}-${first + count - 1} point at entries up to ${entry + count - 1} of ${where}, which has ${ix.count}`, { path: where });
+    for (let k = 0; k < count; k++) {
+      if (ix.lengths[entry + k] !== r.pageSize) throw new BackupError('badArchive', `backup ${m.id}: page ${first + k} is stored with ${ix.lengths[entry + k]} bytes in ${where}, not ${r.pageSize}`, { path: where });
+    }
+    ix.hashes.copy(out, (first - 1) * HASH, entry * HASH, (entry + count) * HASH);
   }
   if (rootOf(out) !== r.root) throw new BackupError('badArchive', `backup ${m.id}: the page hashes in its packs do not add up to its root (a pack was replaced or damaged)`);
   return out;

@@ -6,6 +6,7 @@ import { removeQuietly } from '../../fsutil';
 import type { RepositoryMap } from '../../model';
 import { scratchFile, type BackupStore } from '../../store/store';
 import { checkPack, PackWriter } from './pack';
+import { packIntact } from './packIntegrity';
 import type { Extent } from './pageMap';
 import { packObject, rootOf } from './snapshotManifest';
 
@@ -23,11 +24,12 @@ export class KnownPages {
   readonly slots: string[] = [];
   private readonly where = new Map<string, number>();
 
-  /** Adds the pages of a snapshot: its page hashes (page order) and its map. */
-  static fromSnapshot(map: RepositoryMap, hashes: Buffer): KnownPages {
+  /** The pages of a snapshot: its page hashes (page order) and its map; none from the packs in `exclude`. */
+  static fromSnapshot(map: RepositoryMap, hashes: Buffer, exclude?: ReadonlySet<string>): KnownPages {
     const k = new KnownPages();
     k.slots.push(...map.packs);
     for (const [first, count, pack, entry] of map.extents) {
+      if (exclude?.has(map.packs[pack])) continue;
       for (let i = 0; i < count; i++) {
         const at = (first - 1 + i) * HASH;
         k.where.set(hashes.toString('latin1', at, at + HASH), pack * SLOT + entry + i);
@@ -75,6 +77,11 @@ export async function storePages(o: {
   known?: KnownPages;
   /** Stem for temp names. */
   stem: string;
+  /**
+   * Makes a pack that was already in the store safe from prune until the manifest is
+   * published (adds it to the backup's lease under the lock); false when it is gone.
+   */
+  hold?: (pack: string) => Promise<boolean>;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
 }): Promise<StoredPages> {
@@ -105,16 +112,23 @@ export async function storePages(o: {
     const closePack = async () => {
       if (!writer) return;
       const w = writer;
-      writer = undefined;
+      // Until it is published the writer stays set, so that a failure removes its file.
       const done = await w.finish();
       newPacks.push({ slot: writerSlot, name: done.name, size: done.size });
       try {
         await store.publishFile(w.file, packObject(done.name));
       } catch (e) {
-        // Content-addressed: a pack of that name holds these very bytes.
         if (!BackupError.is(e, 'exists')) throw e;
-        await removeQuietly(w.file);
+        // Content-addressed: a pack of that name should hold these very bytes (left by a
+        // backup that died before its manifest, or shared with an identical image). It is
+        // kept when it is intact and the lease now holds it (prune may have found it unused,
+        // and older than this backup); otherwise ours replaces it, which also mends the
+        // backups using a damaged one.
+        const obj = packObject(done.name);
+        if ((await packIntact(store, obj, o.signal)) && (await (o.hold?.(obj) ?? true))) await removeQuietly(w.file);
+        else await store.publishFile(w.file, obj, { overwrite: true });
       }
+      writer = undefined;
       known.slots[writerSlot] = packObject(done.name);
     };
 

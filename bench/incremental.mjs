@@ -1,0 +1,352 @@
+// `npm run bench -- --incremental`: format v2 (the page repository) against a 1 GB WAL
+// database, in one run:
+//   - two backups with about 1% of the pages rewritten between them (scattered UPDATEs,
+//     some of them moving index entries); the real share of changed pages is measured
+//     independently of Lifeboat, by hashing the pages of a checkpointed copy of each state;
+//   - what the second backup stores (its new packs and manifest: `list --json` storedBytes)
+//     against the first, and its time against the native pipeline (`sqlite3 VACUUM INTO`,
+//     `gzip -1`, `sqlite3 PRAGMA integrity_check`) run here on the same state;
+//   - a backup of the unchanged database (time, bytes stored);
+//   - `lifeboat restore --to` of the second backup against the same of a v1 zip of that state;
+//   - each CLI process's peak RSS (/usr/bin/time), Node 24 (node:sqlite) and this Node (20:
+//     the reader and sql.js);
+//   - 200 simulated days of daily scheduled backups, the database changing about 1% a day,
+//     default rotation: the backup directory against the database, v2 and v1 zips. The CLI
+//     takes no clock, so each day runs `dist/bench-child.js day`: the engine with a clock
+//     stopped at that day's 02:00, backing up and rotating as the scheduler would.
+// Prints one table of ratios and the targets; asserts nothing.
+//
+//   --mb N          size of the database of the pair of backups (default 1024)
+//   --days N        simulated days (default 200; 0 skips them)
+//   --days-mb N     size of the database of the simulated days (default 128)
+//   --no-zip-days   simulated days for v2 only
+//   --days-only     the simulated days alone (no pair of backups)
+//   --days-format F the simulated days in format F alone (repository or zip)
+//   --node24-only   skip the runs under this Node
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const argv = process.argv.slice(2);
+const num = (flag, dflt) => (argv.includes(flag) ? Number(argv[argv.indexOf(flag) + 1]) : dflt);
+const pairMB = num('--mb', 1024);
+const days = num('--days', 200);
+const daysMB = num('--days-mb', 128);
+const dayFormats = argv.includes('--days-format') ? [argv[argv.indexOf('--days-format') + 1]] : argv.includes('--no-zip-days') ? ['repository'] : ['repository', 'zip'];
+const pairRun = !argv.includes('--days-only');
+const work = path.resolve('bench/data');
+// Its own folder with --days-only, so that it can run beside a run of the pair.
+const scratch = path.join(work, pairRun ? 'incremental' : `incremental-days-${dayFormats.join('-')}`);
+const NODE24 = path.resolve('.cache/node24/node_modules/.bin/node');
+const CLI = path.resolve('dist/cli.js');
+const CHILD = path.resolve('dist/bench-child.js');
+/** Share of the pages one change (between the two backups, or one simulated day) aims to rewrite. */
+const CHANGE = 0.01;
+
+for (const tool of ['sqlite3', 'gzip', 'cp', 'cmp', '/usr/bin/time']) {
+  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
+    console.error(`bench needs ${tool} (Debian: apt-get install sqlite3 gzip coreutils diffutils time)`);
+    process.exit(1);
+  }
+}
+if (spawnSync(NODE24, ['-e', "if (typeof require('node:sqlite').backup !== 'function') process.exit(1)"]).status !== 0) {
+  console.error(`bench: ${NODE24} with node:sqlite backup() is missing (scripts/vscode/setup.sh installs it)`);
+  process.exit(1);
+}
+const version = (exe) => spawnSync(exe, ['-p', 'process.versions.node'], { encoding: 'utf8' }).stdout.trim();
+const runtimes = [
+  { name: 'node24', exe: NODE24, label: `Node ${version(NODE24)} (node:sqlite)` },
+  ...(argv.includes('--node24-only') ? [] : [{ name: 'node20', exe: process.execPath, label: `Node ${process.versions.node} (reader, sql.js)` }]),
+];
+
+const load = os.loadavg();
+const startedAt = new Date();
+console.log(`incremental bench, ${startedAt.toISOString()}: ${os.cpus().length} cores, load average ${load.map((l) => l.toFixed(2)).join(' ')}`);
+
+function sql(file, text) {
+  execFileSync('sqlite3', [file], { input: text, stdio: ['pipe', 'ignore', 'inherit'] });
+}
+function query(file, text) {
+  return execFileSync('sqlite3', [file, text], { encoding: 'utf8' }).trim();
+}
+
+/** Runs a command under /usr/bin/time; returns seconds, peak RSS in MB and stdout. */
+function timed(cmd, args, opts = {}) {
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 26, ...opts });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr.trim().split('\n').slice(-4).join(' | ')}`);
+  const [secs, kb] = r.stderr.trim().split('\n').at(-1).split(' ');
+  return { s: Number(secs), rssMB: Number(kb) / 1024, stdout: r.stdout };
+}
+
+const onDisk = (db) => statSync(db).size + (existsSync(`${db}-wal`) ? statSync(`${db}-wal`).size : 0);
+
+/** Copies a database with its WAL (and no -shm: the copy rebuilds it). */
+function copyDb(from, to) {
+  for (const s of ['', '-wal', '-shm']) rmSync(to + s, { force: true });
+  execFileSync('cp', [from, to]);
+  if (existsSync(`${from}-wal`)) execFileSync('cp', [`${from}-wal`, `${to}-wal`]);
+}
+
+/** The cached base database of `mb` MB in bench/data (git-ignored), built once: rows like app data, two indexes. */
+function baseDb(mb) {
+  const db = path.join(work, `incr-${mb}.db`);
+  if (existsSync(db) && onDisk(db) >= mb * 1024 * 1024 * 0.9) return db;
+  const building = `${db}.building`;
+  for (const s of ['', '-wal', '-shm']) rmSync(building + s, { force: true });
+  console.log(`building ${path.relative(process.cwd(), db)} (${mb} MB, WAL mode) ...`);
+  // The same rows as bench/backup.mjs: text that compresses, hex ids, some incompressible blobs.
+  // About 560 bytes a row on disk, indexes included.
+  const batches = Math.ceil((mb * 1024 * 1024) / (20000 * 560));
+  let script = `PRAGMA journal_mode=WAL;
+CREATE TABLE events(id INTEGER PRIMARY KEY, user TEXT, kind TEXT, body TEXT, payload BLOB, at TEXT);
+CREATE INDEX events_user ON events(user);
+CREATE INDEX events_at ON events(at);\n`;
+  for (let i = 0; i < batches; i++) {
+    script += `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 20000)
+INSERT INTO events(user, kind, body, payload, at) SELECT 'user' || (abs(random()) % 5000), 'kind' || (i % 17),
+ 'event ' || i || ' ' || hex(randomblob(60)) || ' lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor',
+ randomblob(250), datetime(1700000000 + i * 37, 'unixepoch') FROM n;\n`;
+  }
+  sql(building, script);
+  renameSync(building, db);
+  return db;
+}
+
+/** A PRNG with a seed, so that every run (and both runtimes) makes the same changes. */
+function mulberry32(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Rewrites about CHANGE of `db`'s pages, the way an app's edits land: scattered rows get
+ * a new kind and the tail of their body (same length: updated in place), and one in ten
+ * also a new user, which moves its entry in the events_user index. Each updated row
+ * rewrites its table page, an index move about two index pages; `seed` picks the rows.
+ * `keepWal` leaves the commit in the WAL (no checkpoint, as a live app between checkpoints).
+ */
+function change(db, seed, keepWal) {
+  const [maxId, pages] = query(db, 'SELECT max(id), (SELECT page_count FROM pragma_page_count) FROM events').split('|').map(Number);
+  const rows = Math.round((pages * CHANGE) / 1.2);
+  const rnd = mulberry32(seed);
+  const ids = new Set();
+  while (ids.size < rows) ids.add(1 + Math.floor(rnd() * maxId));
+  const all = [...ids];
+  const movers = all.filter((_, i) => i % 10 === 0);
+  const tag = String(seed % 1e8).padStart(8, '0');
+  sql(
+    db,
+    `${keepWal ? '.dbconfig no_ckpt_on_close on\nPRAGMA wal_autocheckpoint=0;\n' : ''}BEGIN;
+UPDATE events SET kind = 'edited', body = substr(body, 1, length(body) - 8) || '${tag}' WHERE id IN (${all.join(',')});
+UPDATE events SET user = 'user' || ((CAST(substr(user, 5) AS INTEGER) + 1 + ${seed % 97}) % 5000) WHERE id IN (${movers.join(',')});
+COMMIT;\n`,
+  );
+  return rows;
+}
+
+/**
+ * SHA-1 of every page of `db` as SQLite sees it (main file plus WAL): a copy is
+ * checkpointed by sqlite3 and hashed, so the live file and its WAL stay as they are.
+ */
+function pageHashes(db) {
+  const copy = path.join(scratch, 'hash-copy.db');
+  copyDb(db, copy);
+  sql(copy, 'PRAGMA wal_checkpoint(TRUNCATE);');
+  const fd = openSync(copy, 'r');
+  const head = Buffer.alloc(100);
+  readSync(fd, head, 0, 100, 0);
+  const pageSize = head.readUInt16BE(16) === 1 ? 65536 : head.readUInt16BE(16);
+  const size = statSync(copy).size;
+  const count = size / pageSize;
+  const out = Buffer.alloc(count * 20);
+  const chunk = Buffer.alloc(pageSize * 256);
+  for (let page = 0; page < count; ) {
+    const n = readSync(fd, chunk, 0, Math.min(chunk.length, (count - page) * pageSize), page * pageSize);
+    for (let at = 0; at + pageSize <= n; at += pageSize, page++) createHash('sha1').update(chunk.subarray(at, at + pageSize)).digest().copy(out, page * 20);
+  }
+  closeSync(fd);
+  for (const s of ['', '-wal', '-shm']) rmSync(copy + s, { force: true });
+  return { count, hashes: out };
+}
+
+function changedPages(a, b) {
+  let n = Math.abs(a.count - b.count);
+  for (let i = 0; i < Math.min(a.count, b.count); i++) if (a.hashes.compare(b.hashes, i * 20, i * 20 + 20, i * 20, i * 20 + 20) !== 0) n++;
+  return n;
+}
+
+/** Bytes of every file under `dir`. */
+function dirBytes(dir) {
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    n += e.isDirectory() ? dirBytes(p) : statSync(p).size;
+  }
+  return n;
+}
+
+/** What `lifeboat list --json` says of each backup in `dir`, by id. */
+function listed(rt, dir) {
+  const out = JSON.parse(execFileSync(rt.exe, [CLI, 'list', '--dir', dir, '--json'], { encoding: 'utf8' }));
+  return new Map(out.backups.map((b) => [b.id, b]));
+}
+
+/** One CLI backup under /usr/bin/time: its seconds, peak RSS, id and stored bytes. */
+function cliBackup(rt, db, dir) {
+  const r = timed(rt.exe, [CLI, 'backup', db, '--dir', dir, '--json']);
+  const m = JSON.parse(r.stdout);
+  const b = listed(rt, dir).get(m.id);
+  return { s: r.s, rssMB: r.rssMB, id: m.id, path: b.path, storedBytes: b.storedBytes, addedPages: m.repository?.added.pages, unchangedFrom: m.repository?.unchangedFrom };
+}
+
+const setFormat = (db, format) => writeFileSync(path.join(path.dirname(db), 'lifeboat.json'), JSON.stringify({ format }) + '\n');
+
+const MB = (b) => `${(b / 1048576).toFixed(b < 10 * 1048576 ? 2 : 1)} MB`;
+const KB = (b) => (b < 1048576 ? `${(b / 1024).toFixed(1)} KB` : MB(b));
+const pct = (x) => `${(x * 100).toFixed(2)}%`;
+const secs = (s) => `${s.toFixed(2)} s`;
+
+rmSync(scratch, { recursive: true, force: true });
+mkdirSync(scratch, { recursive: true });
+
+// --- The pair of backups, 1 GB -------------------------------------------------------
+const pair = [];
+let native;
+let changeInfo;
+for (const rt of pairRun ? runtimes : []) {
+  const base = baseDb(pairMB);
+  const home = path.join(scratch, rt.name);
+  mkdirSync(home, { recursive: true });
+  const db = path.join(home, 'app.db');
+  copyDb(base, db);
+  // Committed frames left in the WAL, as a live app would (the same update as bench/backup.mjs).
+  sql(db, `.dbconfig no_ckpt_on_close on\nPRAGMA wal_autocheckpoint=0;\nUPDATE events SET kind = 'touched' WHERE id % 50 = 0;\n`);
+  const v2 = path.join(home, 'v2');
+  const v1 = path.join(home, 'v1');
+  const r = { rt, dbMB: onDisk(db) / 1048576 };
+  console.log(`${rt.label}: ${r.dbMB.toFixed(0)} MB WAL database (${MB(statSync(`${db}-wal`).size)} of it in the WAL)`);
+  execFileSync('sh', ['-c', `cat '${db}' '${db}-wal' > /dev/null`]);
+  setFormat(db, 'repository');
+  r.first = cliBackup(rt, db, v2);
+  console.log(`  first v2 backup: ${secs(r.first.s)}, ${MB(r.first.storedBytes)} stored, ${r.first.rssMB.toFixed(0)} MB RSS`);
+  const before = changeInfo ? undefined : pageHashes(db);
+  const rows = change(db, 1, true);
+  if (!changeInfo) {
+    const after = pageHashes(db);
+    changeInfo = { rows, changed: changedPages(before, after), pages: after.count };
+    console.log(`  changed ${rows} rows: ${changeInfo.changed} of ${changeInfo.pages} pages differ (${pct(changeInfo.changed / changeInfo.pages)})`);
+  }
+  if (!native) {
+    // The native pipeline on the same state: VACUUM INTO on a copy (sqlite3's close would checkpoint this one).
+    const src = path.join(scratch, 'native-src.db');
+    const vac = path.join(scratch, 'native-vacuum.db');
+    copyDb(db, src);
+    execFileSync('sh', ['-c', `cat '${src}' '${src}-wal' > /dev/null`]);
+    const v = timed('sqlite3', [src, `VACUUM INTO '${vac}'`]);
+    const g = timed('sh', ['-c', `gzip -1 -c '${vac}' > '${vac}.gz'`]);
+    const ic = timed('sqlite3', [vac, 'PRAGMA integrity_check']);
+    native = { vacuum: v.s, gzip: g.s, check: ic.s, total: v.s + g.s + ic.s, gzBytes: statSync(`${vac}.gz`).size };
+    for (const f of [src, `${src}-wal`, `${src}-shm`, vac, `${vac}.gz`]) rmSync(f, { force: true });
+    console.log(`  native pipeline: ${secs(native.total)} (VACUUM INTO ${secs(v.s)}, gzip -1 ${secs(g.s)}, integrity_check ${secs(ic.s)})`);
+  }
+  r.second = cliBackup(rt, db, v2);
+  console.log(`  second v2 backup: ${secs(r.second.s)}, ${KB(r.second.storedBytes)} stored (${r.second.addedPages} pages), ${r.second.rssMB.toFixed(0)} MB RSS`);
+  r.unchanged = cliBackup(rt, db, v2);
+  console.log(`  unchanged: ${secs(r.unchanged.s)}, ${KB(r.unchanged.storedBytes)} stored${r.unchanged.unchangedFrom ? ' (a manifest only)' : ''}, ${r.unchanged.rssMB.toFixed(0)} MB RSS`);
+  setFormat(db, 'zip');
+  r.zip = cliBackup(rt, db, v1);
+  console.log(`  v1 zip of the same state: ${secs(r.zip.s)}, ${MB(r.zip.storedBytes)}, ${r.zip.rssMB.toFixed(0)} MB RSS`);
+  // Restores to new files, in a folder without settings (the defaults).
+  const out = path.join(home, 'restored');
+  mkdirSync(out);
+  r.restoreV2 = timed(rt.exe, [CLI, 'restore', r.second.path, '--to', path.join(out, 'v2.db')]);
+  r.restoreV1 = timed(rt.exe, [CLI, 'restore', r.zip.path, '--to', path.join(out, 'v1.db')]);
+  r.sameImage = spawnSync('cmp', ['-s', path.join(out, 'v2.db'), path.join(out, 'v1.db')]).status === 0;
+  console.log(`  restore --to: v2 ${secs(r.restoreV2.s)} (${r.restoreV2.rssMB.toFixed(0)} MB RSS), v1 ${secs(r.restoreV1.s)} (${r.restoreV1.rssMB.toFixed(0)} MB RSS); images ${r.sameImage ? 'identical' : 'DIFFER'}`);
+  r.peakV2 = Math.max(r.first.rssMB, r.second.rssMB, r.unchanged.rssMB, r.restoreV2.rssMB);
+  pair.push(r);
+  rmSync(home, { recursive: true, force: true });
+}
+
+const ok = (good) => (good ? 'met' : 'MISSED');
+
+// --- The table of the pair ----------------------------------------------------------------
+if (pair.length) {
+  console.log(`\nFormat v2 (page repository), ${pair[0].dbMB.toFixed(0)} MB WAL database; ${changeInfo.rows} rows rewritten between the two backups: ${changeInfo.changed} of ${changeInfo.pages} pages differ (${pct(changeInfo.changed / changeInfo.pages)}, page hashes of checkpointed copies)`);
+  console.log(`started ${startedAt.toISOString()}, ${os.cpus().length} cores, load average at the start ${load.map((l) => l.toFixed(2)).join(' ')}, at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`native pipeline on the second state: ${secs(native.total)} = VACUUM INTO ${secs(native.vacuum)} + gzip -1 ${secs(native.gzip)} (${MB(native.gzBytes)}) + integrity_check ${secs(native.check)}\n`);
+  const cols = pair.map((r) => r.rt.label);
+  const rows = [
+    ['first v2 backup (every page)', '', (r) => `${secs(r.first.s)}, ${MB(r.first.storedBytes)} stored`],
+    ['second v2 backup: stored / first backup stored', '<= 2%', (r) => `${pct(r.second.storedBytes / r.first.storedBytes)} (${KB(r.second.storedBytes)}) ${ok(r.second.storedBytes <= 0.02 * r.first.storedBytes)}`],
+    ['second v2 backup: time / native pipeline', '<= 0.25x', (r) => `${(r.second.s / native.total).toFixed(2)}x (${secs(r.second.s)}) ${ok(r.second.s <= 0.25 * native.total)}`],
+    ['backup of the unchanged database: time', '<= 2 s', (r) => `${secs(r.unchanged.s)} ${ok(r.unchanged.s <= 2)}`],
+    ['backup of the unchanged database: stored', '<= 1 MB', (r) => `${KB(r.unchanged.storedBytes)} ${ok(r.unchanged.storedBytes <= 1048576)}`],
+    ['restore --to of the second backup / of a v1 zip', '<= 1.2x', (r) => `${(r.restoreV2.s / r.restoreV1.s).toFixed(2)}x (${secs(r.restoreV2.s)} / ${secs(r.restoreV1.s)}) ${ok(r.restoreV2.s <= 1.2 * r.restoreV1.s)}`],
+    ['peak RSS of the v2 CLI runs (backups, restore)', '<= 200 MB', (r) => `${r.peakV2.toFixed(0)} MB ${ok(r.peakV2 <= 200)}`],
+    ['  first / second / unchanged / restore', '', (r) => [r.first, r.second, r.unchanged, r.restoreV2].map((x) => x.rssMB.toFixed(0)).join(' / ') + ' MB'],
+    ['v1 zip of the second state (for reference)', '', (r) => `${secs(r.zip.s)}, ${MB(r.zip.storedBytes)}, ${r.zip.rssMB.toFixed(0)} MB RSS`],
+  ];
+  console.log(`| measure | target | ${cols.join(' | ')} |`);
+  console.log(`| --- | --- | ${cols.map(() => '---').join(' | ')} |`);
+  for (const [label, target, f] of rows) console.log(`| ${label} | ${target} | ${pair.map(f).join(' | ')} |`);
+}
+
+// --- Simulated days ---------------------------------------------------------------------
+const DAY_MS = 24 * 3600 * 1000;
+const day0 = Date.parse('2026-01-01T02:00:00Z');
+if (days > 0) {
+  const dbase = baseDb(daysMB);
+  console.log(
+    `\n${days} simulated days under ${runtimes[0].label}: the engine with a clock fixed at 02:00 UTC of each day from 2026-01-01 (dist/bench-child.js day), a scheduled backup a day, default rotation (30 daily, 12 weekly, 12 monthly, keep 2d); ${daysMB} MB database, about ${pct(CHANGE)} of its pages rewritten a day. Load average now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}.`,
+  );
+  for (const format of dayFormats) {
+    const home = path.join(scratch, `days-${format}`);
+    mkdirSync(home, { recursive: true });
+    const db = path.join(home, 'app.db');
+    copyDb(dbase, db);
+    const dir = path.join(home, 'backups');
+    const t0 = performance.now();
+    const s = { format, days, secs: [], rssMB: 0, rssDay: 0, stored: [], changedPages: 0, pages: 0, maxRatio: 0 };
+    for (let d = 0; d < days; d++) {
+      if (d > 0) change(db, 1000 + d, false);
+      const r = timed(NODE24, [CHILD, 'day', db, dir, new Date(day0 + d * DAY_MS).toISOString(), format]);
+      const out = JSON.parse(r.stdout.trim().split('\n').at(-1));
+      s.secs.push(r.s);
+      if (r.rssMB > s.rssMB) [s.rssMB, s.rssDay] = [r.rssMB, d + 1];
+      s.stored.push(out.day.storedBytes);
+      if (d > 0 && out.day.addedPages !== undefined) {
+        s.changedPages += out.day.addedPages;
+        s.pages += out.day.pageCount;
+      }
+      s.maxRatio = Math.max(s.maxRatio, dirBytes(dir) / onDisk(db));
+      if ((d + 1) % 25 === 0) console.log(`  ${format}, day ${d + 1}: backups ${(dirBytes(dir) / onDisk(db)).toFixed(2)}x the database, ${((performance.now() - t0) / 1000).toFixed(0)} s so far`);
+    }
+    s.dbBytes = onDisk(db);
+    s.dirBytes = dirBytes(dir);
+    s.kept = listed(runtimes[0], dir).size;
+    s.wallS = (performance.now() - t0) / 1000;
+    rmSync(home, { recursive: true, force: true });
+    const ratio = s.dirBytes / s.dbBytes;
+    const mean = s.secs.reduce((a, b) => a + b, 0) / s.secs.length;
+    const daily = s.stored.slice(1).reduce((a, b) => a + b, 0) / Math.max(1, s.stored.length - 1);
+    const v2 = format === 'repository';
+    console.log(`| ${days} days, ${v2 ? 'v2' : 'v1 zips'}, ${MB(s.dbBytes)} database | target | result |`);
+    console.log('| --- | --- | --- |');
+    console.log(`| backup folder / database at the end | ${v2 ? '<= 6x' : '(20.9x before)'} | ${ratio.toFixed(2)}x (${MB(s.dirBytes)})${v2 ? ` ${ok(ratio <= 6)}` : ''} |`);
+    console.log(`| largest on any day | | ${s.maxRatio.toFixed(2)}x |`);
+    console.log(`| backups kept | | ${s.kept} |`);
+    console.log(`| stored per day (after the first) | | ${KB(daily)}${s.pages ? ` (${pct(s.changedPages / s.pages)} of the pages new)` : ''} |`);
+    console.log(`| backup time per day, mean (max); peak RSS | | ${secs(mean)} (${secs(Math.max(...s.secs))}); ${s.rssMB.toFixed(0)} MB (day ${s.rssDay}) |`);
+    console.log(`| wall time of the ${days} days | | ${(s.wallS / 60).toFixed(1)} min, load average now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} |\n`);
+  }
+}
+
