@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import crypto, { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
@@ -80,9 +80,11 @@ export class PackIndex {
 }
 
 /** SHA-256 of a page (the key pages are stored and looked up by). */
-export function pageHash(page: Uint8Array): Buffer {
-  return createHash('sha256').update(page).digest();
-}
+export const pageHash: (page: Uint8Array) => Buffer =
+  // The one-shot `crypto.hash` (Node 20.12+) makes no hasher object per page.
+  typeof (crypto as { hash?: unknown }).hash === 'function'
+    ? (page) => (crypto as unknown as { hash(alg: string, data: Uint8Array, enc: 'buffer'): Buffer }).hash('sha256', page, 'buffer')
+    : (page) => createHash('sha256').update(page).digest();
 
 /**
  * Writes one pack to a local file, page by page. Blocks are compressed on libuv's pool
@@ -95,7 +97,9 @@ export class PackWriter {
   private offset = 0;
   private readonly blocks: Omit<PackBlock, 'firstEntry'>[] = [];
   private readonly entries: { hash: Buffer; length: number }[] = [];
-  private pending: Buffer[] = [];
+  /** The block being filled: pages copied in, one allocation per block rather than per page. */
+  private pending: Buffer | undefined;
+  private pendingCount = 0;
   private pendingBytes = 0;
   /** Compressions in flight, in block order. */
   private inFlight: Promise<void> = Promise.resolve();
@@ -117,16 +121,23 @@ export class PackWriter {
     if (this.failed) throw this.failed;
     if (!this.fh) await this.open();
     this.entries.push({ hash, length: page.length });
-    this.pending.push(Buffer.from(page));
+    const blockPages = this.o.blockPages ?? 64;
+    if (!this.pending || this.pendingBytes + page.length > this.pending.length) {
+      const grown = Buffer.allocUnsafe(Math.max(blockPages * page.length, this.pendingBytes + page.length));
+      this.pending?.copy(grown, 0, 0, this.pendingBytes);
+      this.pending = grown;
+    }
+    this.pending.set(page, this.pendingBytes);
     this.pendingBytes += page.length;
-    if (this.pending.length >= (this.o.blockPages ?? 64)) await this.cutBlock();
+    this.pendingCount++;
+    if (this.pendingCount >= blockPages) await this.cutBlock();
     return this.entries.length - 1;
   }
 
   /** Closes the pack: the last block, the index, the footer, fsync. Returns its name and size. */
   async finish(): Promise<{ name: string; size: number; entries: number }> {
     if (!this.fh) await this.open();
-    if (this.pending.length) await this.cutBlock();
+    if (this.pendingCount) await this.cutBlock();
     await this.inFlight;
     if (this.failed) throw this.failed;
     const index = encodeIndex(this.blocks, this.entries);
@@ -167,9 +178,10 @@ export class PackWriter {
   }
 
   private async cutBlock(): Promise<void> {
-    const raw = Buffer.concat(this.pending, this.pendingBytes);
-    const count = this.pending.length;
-    this.pending = [];
+    const raw = this.pending!.subarray(0, this.pendingBytes);
+    const count = this.pendingCount;
+    this.pending = undefined;
+    this.pendingCount = 0;
     this.pendingBytes = 0;
     const compressing = brotli(raw, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 1, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: raw.length } });
     compressing.catch(() => undefined);

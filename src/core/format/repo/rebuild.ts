@@ -10,7 +10,7 @@ import { PackIndexes, rootOf } from './snapshotManifest';
 
 const HASH = 32;
 /** Decoded blocks kept while rebuilding, in bytes (a block is up to 64 pages). */
-const CACHE_BYTES = 32 * 1024 * 1024;
+const CACHE_BYTES = 16 * 1024 * 1024;
 /** Blocks decoded ahead of the one being written (Brotli runs on libuv's pool, so on both cores). */
 const AHEAD = 4;
 /** Bytes gathered before one write. */
