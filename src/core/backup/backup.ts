@@ -17,6 +17,7 @@ import { formatBytes } from '../units';
 import { verifyOptions } from '../verify/fromSettings';
 import { verifyImage } from '../verify/verifier';
 import { LIFEBOAT_VERSION } from '../version';
+import { manifestSource } from './manifestSource';
 import { archiveId } from './naming';
 import { runRepoBackup } from './repoBackup';
 
@@ -151,17 +152,7 @@ async function writeZipBackup(
           id,
           kind: o.kind,
           created: isoLocal(created),
-          source: {
-            path: db,
-            name: path.basename(db),
-            size: snap.source.size,
-            mtimeMs: snap.source.mtimeMs,
-            journalMode: snap.journalMode,
-            changeCounter: snap.changeCounter,
-            walFrames: snap.walFrames,
-            state: { ...sourceState },
-            snapshot: { strategy: snap.strategy, sqliteVersion: snap.sqliteVersion, fallback: snap.fallback },
-          },
+          source: manifestSource(db, snap, sourceState),
           image: {
             entry: IMAGE_ENTRY,
             size: img.size,

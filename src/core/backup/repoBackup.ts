@@ -17,6 +17,7 @@ import { scratchFile, type StoredObject } from '../store/store';
 import { isoLocal } from '../time';
 import { verifyOptions } from '../verify/fromSettings';
 import { LIFEBOAT_VERSION } from '../version';
+import { manifestSource } from './manifestSource';
 import { verifyImage } from '../verify/verifier';
 import type { BackupDeps, BackupOptions } from './backup';
 
@@ -157,17 +158,7 @@ export async function runRepoBackup(
       id: ctx.id,
       kind: o.kind,
       created: isoLocal(ctx.created),
-      source: {
-        path: db,
-        name: path.basename(db),
-        size: snap.source.size,
-        mtimeMs: snap.source.mtimeMs,
-        journalMode: snap.journalMode,
-        changeCounter: snap.changeCounter,
-        walFrames: snap.walFrames,
-        state: { ...ctx.sourceState },
-        snapshot: { strategy: snap.strategy, sqliteVersion: snap.sqliteVersion, fallback: snap.fallback },
-      },
+      source: manifestSource(db, snap, ctx.sourceState),
       image: {
         entry: IMAGE_ENTRY,
         size: stored.size,

@@ -11,7 +11,7 @@ import { META_FOLDER } from '../store/localDirStore';
 import { scratchFile } from '../store/store';
 import { isoLocal } from '../time';
 import { verifyOptions } from './fromSettings';
-import { damagedPacks, markDamaged } from './packDamage';
+import { damagedPacks, failedReport, markDamaged } from './packDamage';
 import { compareWithManifest, verifyImage } from './verifier';
 
 /** What verification needs from its host. */
@@ -155,19 +155,4 @@ export async function restoreTest(deps: VerifyDeps, catalog: Catalog, formatOf: 
     detail: { problems: problems.slice(0, 20) },
   });
   return { record: { ...pick, manifest: check.manifest ?? pick.manifest, state }, path: pick.path, ok, problems, report };
-}
-
-function failedReport(problems: string[], clock: Clock): VerifyReport {
-  return {
-    status: 'failed',
-    check: 'none',
-    engine: { name: 'lifeboat', sqliteVersion: '' },
-    problems,
-    foreignKeyViolations: 0,
-    schemaFingerprint: '',
-    rowCounts: {},
-    notChecked: [],
-    durationMs: 0,
-    checkedAt: isoLocal(clock.now()),
-  };
 }

@@ -1,7 +1,7 @@
 import type { Catalog } from '../catalog/catalog';
 import type { Clock, Logger } from '../context';
 import { packIntact } from '../format/repo/packIntegrity';
-import type { BackupRecord } from '../model';
+import type { BackupRecord, VerifyReport } from '../model';
 import type { BackupStore } from '../store/store';
 import { isoLocal } from '../time';
 
@@ -23,23 +23,27 @@ export async function markDamaged(clock: Clock, logger: Logger | undefined, cata
   const problem = `damaged pack: ${packs.map((p) => catalog.locate(p)).join(', ')} no longer hash${packs.length > 1 ? '' : 'es'} to ${packs.length > 1 ? 'their names' : 'its name'}`;
   for (const r of hit) {
     await catalog.updateState(r.id, (s) => {
-      s.lastVerify = {
-        status: 'failed',
-        check: 'none',
-        engine: { name: 'lifeboat', sqliteVersion: '' },
-        problems: [problem],
-        foreignKeyViolations: 0,
-        schemaFingerprint: '',
-        rowCounts: {},
-        notChecked: [],
-        durationMs: 0,
-        checkedAt: isoLocal(clock.now()),
-        archiveOk: false,
-      };
+      s.lastVerify = { ...failedReport([problem], clock), archiveOk: false };
     });
   }
   const msg = `${problem}; ${hit.length} backup(s) use it and cannot be restored: ${hit.map((r) => r.id).join(', ')}`;
   logger?.error(msg, { phase: 'verify' });
   await catalog.record({ op: 'verify.failed', level: 'error', message: msg, detail: { packs, backups: hit.map((r) => r.id) } });
   return hit;
+}
+
+/** What a check that found damage before SQLite could look (the stored backup itself) records. */
+export function failedReport(problems: string[], clock: Clock): VerifyReport {
+  return {
+    status: 'failed',
+    check: 'none',
+    engine: { name: 'lifeboat', sqliteVersion: '' },
+    problems,
+    foreignKeyViolations: 0,
+    schemaFingerprint: '',
+    rowCounts: {},
+    notChecked: [],
+    durationMs: 0,
+    checkedAt: isoLocal(clock.now()),
+  };
 }
