@@ -379,12 +379,13 @@ async function cmdRotate(argv: string[], engine: Engine): Promise<number> {
   const plan = await engine.rotate(dir, cfg.settings, { dryRun, force: !!opts.force });
   const remove = plan.remove.map((r) => ({ ...r, bytes: ownBytes.get(r.id) ?? 0 }));
   const prune = plan.prune ?? { packs: 0, bytes: 0 };
-  const freedBytes = prune.bytes + (plan.refused ? 0 : remove.reduce((n, r) => n + r.bytes, 0));
+  const freedBytes = prune.bytes - (prune.repacked?.writtenBytes ?? 0) + (plan.refused ? 0 : remove.reduce((n, r) => n + r.bytes, 0));
   if (opts.json) json({ dir, dryRun, ...plan, remove, prune, freedBytes });
   else {
     for (const k of plan.keep) print(`keep          ${k.id}  (${k.reasons.join(', ')})`);
     for (const r of remove) print(`${dryRun || plan.refused ? 'would delete' : 'deleted     '}  ${r.id}  (${r.reasons.join(', ')})  ${formatBytes(r.bytes)}`);
     if (prune.packs) print(`${dryRun ? 'would prune ' : 'pruned      '}  ${prune.packs} pack(s) no kept backup uses  ${formatBytes(prune.bytes)}`);
+    if (prune.repacked) print(`${dryRun ? 'would repack' : 'repacked    '}  ${prune.repacked.packs} of them mostly unused: their used pages ${dryRun ? 'copied to about' : 'copied to'} ${formatBytes(prune.repacked.writtenBytes)}`);
     print(`${dryRun ? 'would free  ' : 'freed       '}  ${formatBytes(freedBytes)}`);
   }
   if (prune.refused) process.stderr.write(`lifeboat: ${prune.refused}\n`);

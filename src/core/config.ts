@@ -50,6 +50,12 @@ export interface Settings {
   /** full: integrity_check always; quick: quick_check always; auto: quick_check above quickCheckAboveMB. */
   verifyMode: VerifyMode;
   quickCheckAboveMB: number;
+  /**
+   * auto, repository only: an incremental backup (one with a parent) gets quick_check when
+   * a backup of the same database passed integrity_check less than this many days before;
+   * 0 = integrity_check every time (as for full copies).
+   */
+  fullCheckDays: number;
   /** Largest database the in-memory verifier (sql.js, the fallback) accepts; larger ones are reported as not verified. node:sqlite has no limit. */
   verifyMaxMB: number;
   /** An optional query that must run without error on every backup, e.g. SELECT * FROM employees LIMIT 1. */
@@ -82,6 +88,7 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   retention: Object.freeze({ daily: 30, weekly: 12, monthly: 12, keepWithin: '2d', keepEventBackups: 10 }),
   verifyMode: 'auto',
   quickCheckAboveMB: 1024,
+  fullCheckDays: 7,
   verifyMaxMB: 1536,
   probeQuery: '',
   restoreTest: true,
@@ -211,6 +218,12 @@ export const FIELDS: ReadonlyArray<{
     get: (s) => s.quickCheckAboveMB,
     set: (s, v) => (s.quickCheckAboveMB = v),
     check: isInt(1, 1_000_000),
+  },
+  {
+    key: 'verification.fullCheckDays',
+    get: (s) => s.fullCheckDays,
+    set: (s, v) => (s.fullCheckDays = v),
+    check: isInt(0, 3650),
   },
   {
     key: 'verification.maxSizeMB',

@@ -282,4 +282,81 @@ describe('crash tests of format v2: a kill at every crash point of a backup and 
     );
     assert.equal(kills, points.length);
   });
+
+  test('rotate with a repack killed at every point: every backup stays whole, pointing at the old pack or its copy; the rerun finishes the repack', async () => {
+    const retention = { daily: 1, weekly: 0, monthly: 0, keepWithin: '', keepEventBackups: 10 };
+    const { db, settings } = repoDb('rpk', { retention });
+    // Some 30 pages of rows, so that the table's leaves are most of the first pack.
+    sqlite(db, "INSERT INTO items(name, qty, data) SELECT 'more', 1, randomblob(400) FROM items AS a, items AS b LIMIT 300;");
+    const template = path.join(t.dir, 'rpk-template');
+    mkdirSync(template);
+    writeFileSync(path.join(template, 'lifeboat.json'), JSON.stringify({ format: 'repository', retention }));
+    const tplBackups = path.join(template, 'backups');
+    const day = (d: number) => new Date(Date.UTC(2026, 2, d, 2, 0, 0));
+    // Four daily backups; every day rewrites the rows' blobs, so that once the first
+    // backup is rotated away its (full) pack is used by the newest for a few pages only.
+    for (const d of [1, 2, 3, 4]) {
+      if (d > 1) sqlite(db, 'UPDATE items SET data = randomblob(length(data));');
+      const res = await new Engine({ clock: fixedClock(day(d)) }).backup(db, { dir: tplBackups, kind: 'scheduled', settings, rotate: false });
+      assert.equal(res.verified, true);
+    }
+    const records = (await engine.list(tplBackups)).records;
+    const plan = planRotation(records, retention, new Date(), { force: true });
+    const keep = plan.keep.map((k) => snapshotOf(k.id)).sort();
+    assert.equal(keep.length, 1, 'the newest day is kept');
+    const tpl = await manifestsIn(tplBackups, 'template');
+    const base = records.find((r) => !r.manifest.repository!.parent)!.manifest.repository!.packs[0];
+    assert.ok(tpl.get(keep[0])!.repository!.packs.includes(base), 'the kept backup uses a few pages of the first pack');
+    const root = tpl.get(keep[0])!.repository!.root;
+    const checker = new BackupChecker(engine, settings, scratch);
+    await checker.check(tplBackups, 'repack: the template');
+    const copy = (k: number) => {
+      const root = path.join(t.dir, `rpk-${k}`);
+      cpSync(template, root, { recursive: true, preserveTimestamps: true });
+      return path.join(root, 'backups');
+    };
+    const dir0 = copy(0);
+    const trace0 = path.join(t.dir, 'rpk-trace-0.txt');
+    const traced = await runCli(['rotate', '--dir', dir0, '--force', '--json'], { LIFEBOAT_CRASH_TRACE: trace0 });
+    assert.equal(traced.code, 0, traced.stderr);
+    const out = JSON.parse(traced.stdout) as { prune?: { repacked?: { packs: number } } };
+    assert.equal(out.prune?.repacked?.packs, 1, `the first pack is repacked: ${traced.stdout}`);
+    const done = await assertRepoSound(dir0, 'repack: the traced run');
+    assert.ok(!done.packs.includes(base), 'the old pack is gone');
+    assert.deepEqual(done.unreferenced, []);
+    const points = readTrace(trace0);
+    const rewrite = points.filter((p) => p.op === 'rename' && p.file === path.join(dir0, keep[0]));
+    assert.equal(rewrite.length, 1, `one rewrite of the kept manifest: ${opCounts(points)}`);
+    const baseGone = points.filter((p) => p.op === 'unlink' && p.file === path.join(dir0, base));
+    assert.equal(baseGone.length, 1, 'one unlink of the old pack');
+    assert.ok(rewrite[0].n < baseGone[0].n, 'the manifest points at the copy before the old pack goes');
+
+    let kills = 0;
+    await inPool(points, WIDTH, async (point) => {
+      const k = point.n;
+      const at = whereIs(point, dir0);
+      const label = `repack: kill at point ${k} of ${points.length} (${at})`;
+      const dir = copy(k);
+      const trace = path.join(t.dir, `rpk-trace-${k}.txt`);
+      const r = await runCli(['rotate', '--dir', dir, '--force'], { LIFEBOAT_CRASH_TRACE: trace, LIFEBOAT_CRASH_AT: String(k) });
+      assert.equal(r.signal, 'SIGKILL', `${label}: the run was killed (exit ${r.code}: ${r.stderr})`);
+      kills++;
+      const state = await assertRepoSound(dir, label);
+      assert.ok(state.manifests.has(keep[0]), `${label}: the kept backup is there`);
+      assert.equal(state.manifests.get(keep[0])!.repository!.root, root, `${label}: the kept backup has the same root`);
+      await checker.check(dir, label);
+      await assertBookkeepingReadable(dir, label);
+      const again = await engine.rotate(dir, settings, { force: true });
+      assert.equal(again.refused, undefined);
+      assert.deepEqual(snapshotsIn(dir), keep, `${label}: the rerun finished the plan`);
+      const converged = await assertRepoSound(dir, `${label}, after the rerun`);
+      assert.deepEqual(converged.unreferenced, [], `${label}: after the rerun no unreferenced pack remains`);
+      assert.ok(!converged.packs.includes(base), `${label}: after the rerun the old pack is gone`);
+      assert.equal(converged.manifests.get(keep[0])!.repository!.root, root);
+      assertNoLeftovers(dir, `${label}, after the rerun`);
+      await checker.check(dir, `${label}, after the rerun`);
+    });
+    console.log(`rotate+repack: ${points.length} crash points (${opCounts(points)}); kills landed: ${kills}; listed backups deep-checked: ${checker.counts.deep}, verified through SQLite and restored: ${checker.counts.full}`);
+    assert.equal(kills, points.length);
+  });
 });

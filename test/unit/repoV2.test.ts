@@ -414,6 +414,37 @@ describe('dedup', () => {
     assert.equal(made[8].manifest.repository!.parent, made[7].id);
     assert.equal(made[6].manifest.repository!.parent, made[5].id);
   });
+
+  test('auto verification: integrity_check for a full copy and once per fullCheckDays, quick_check for the incremental backups between', async () => {
+    const h = harness('verify-auto');
+    makeDb(h.db, { pageSize: 4096, rows: 800 });
+    const checks: string[] = [];
+    const step = async (s: Settings = settings()) => {
+      sqlite(h.db, `UPDATE items SET qty = qty + 1 WHERE id = ${checks.length + 1};`);
+      const r = await h.backup('manual', s);
+      checks.push(`${r.manifest.repository!.parent ? 'incremental' : 'full'}:${r.manifest.verification.check}`);
+    };
+    await step(); // day 0: the first backup, a full copy
+    h.clock.advance(3 * DAY);
+    await step(); // day 3: incremental, integrity_check 3 days before
+    h.clock.advance(4 * DAY);
+    await step(); // day 7: incremental, the last integrity_check 7 days and 2 minutes before
+    await step(); // day 7 again: one a minute before
+    await step(settings({ fullCheckDays: 0 })); // 0: integrity_check every time
+    await step(settings({ verifyMode: 'full' }));
+    await step(settings({ freshBaseDays: 1 })); // a fresh full copy
+    await step(settings({ verifyMode: 'quick' }));
+    assert.deepEqual(checks, [
+      'full:integrity_check',
+      'incremental:quick_check',
+      'incremental:integrity_check',
+      'incremental:quick_check',
+      'incremental:integrity_check',
+      'incremental:integrity_check',
+      'full:integrity_check',
+      'incremental:quick_check',
+    ]);
+  });
 });
 
 describe('damage', () => {
@@ -598,12 +629,103 @@ describe('prune', () => {
     assert.equal(plan.remove.length, 4);
     const referenced = new Set(manifestsOnDisk(h.dir).flatMap((m) => m.repository!.packs));
     assert.deepEqual(packsOnDisk(h.dir), [...referenced].sort(), 'the packs left are exactly those the kept manifests use');
-    assert.ok(plan.prune && plan.prune.packs > 0 && plan.prune.packs === before.length - referenced.size, JSON.stringify(plan.prune));
-    // The first (full) backup is gone, but the kept backups still point into its pack.
-    assert.ok(referenced.has(records[0].manifest.repository!.packs[0]), "the first backup's pack is still in use");
+    // The first (full) backup's pack is still used by the kept backups, for a few pages
+    // only: those were copied into a new pack, and it went too.
+    const firstPack = records[0].manifest.repository!.packs[0];
+    assert.ok(!referenced.has(firstPack), "the first backup's pack, mostly unused, was repacked");
+    assert.equal(plan.prune?.repacked?.packs, 1, JSON.stringify(plan.prune));
+    assert.ok(plan.prune && plan.prune.packs === before.length - referenced.size + 1, JSON.stringify(plan.prune));
     for (const r of kept) assert.ok((await h.engine.verifyArchive(r.path, settings())).ok, r.id);
     const log = await h.engine.catalog(h.dir).log.read();
-    assert.ok(log.some((e) => e.op === 'prune' && e.message.includes(`${plan.prune!.packs} pack`)), 'the deletion is logged');
+    // Two deletions: the packs no backup used, then the repacked one.
+    const logged = log.filter((e) => e.op === 'prune').map((e) => Number(/^deleting (\d+) pack/.exec(e.message)?.[1]));
+    assert.deepEqual(logged, [plan.prune!.packs - 1, 1], 'the deletions are logged');
+  });
+
+  test('a mostly unused pack is repacked: its used pages copied, the manifests pointed at the copy, every kept backup rebuilds the same', async () => {
+    const { h, records } = await sixDays();
+    const firstPack = records[0].manifest.repository!.packs[0];
+    const kept = records.slice(-2);
+    const before = new Map(manifestsOnDisk(h.dir).map((m) => [m.id, m]));
+    const sizeOf = (p: string) => statSync(path.join(h.dir, p)).size;
+    const firstSize = sizeOf(firstPack);
+    // What is still used of it: the pages of the kept backups that point into it.
+    const usedOfFirst = new Set(
+      kept.flatMap((r) => {
+        const m = r.manifest.repository!;
+        return [...pagesOf(m.extents)].filter((x) => m.packs[x.pack] === firstPack).map((x) => x.entry);
+      }),
+    );
+    const firstEntries = (await readPackIndex(h.store(), firstPack)).count;
+    assert.ok(usedOfFirst.size > 0 && usedOfFirst.size < firstEntries / 2, `${usedOfFirst.size} of ${firstEntries} entries used: mostly unused`);
+
+    // A dry run names it and changes nothing.
+    const onDisk0 = packsOnDisk(h.dir);
+    const dry = await h.engine.rotate(h.dir, tight, { force: true, dryRun: true });
+    assert.equal(dry.prune?.repacked?.packs, 1, JSON.stringify(dry.prune));
+    assert.deepEqual(packsOnDisk(h.dir), onDisk0);
+
+    const plan = await h.engine.rotate(h.dir, tight, { force: true });
+    assert.equal(plan.prune?.repacked?.packs, 1, JSON.stringify(plan.prune));
+    const after = manifestsOnDisk(h.dir);
+    assert.deepEqual(after.map((m) => m.id).sort(), kept.map((r) => r.id).sort());
+    const newPacks = packsOnDisk(h.dir).filter((p) => !onDisk0.includes(p));
+    assert.equal(newPacks.length, 1, 'one new pack');
+    const copy = await readPackIndex(h.store(), newPacks[0]);
+    assert.equal(copy.count, usedOfFirst.size, 'the copy holds exactly the used pages');
+    assert.ok(sizeOf(newPacks[0]) < firstSize / 2, `the copy (${sizeOf(newPacks[0])} bytes) is less than half the old pack (${firstSize})`);
+    for (const m of after) {
+      const was = before.get(m.id)!;
+      assert.equal(m.repository!.root, was.repository!.root, `${m.id}: same root`);
+      assert.equal(m.image.sha256, was.image.sha256);
+      assert.ok(!m.repository!.packs.includes(firstPack) && m.repository!.packs.includes(newPacks[0]), `${m.id} points at the copy`);
+    }
+    assert.deepEqual(packsOnDisk(h.dir), [...new Set(after.flatMap((m) => m.repository!.packs))].sort(), 'every pack left is used');
+    for (const r of (await h.engine.list(h.dir)).records) {
+      await h.rebuild(r);
+      const v = await h.engine.verifyArchive(r.path, settings(), { deep: true });
+      assert.ok(v.ok, `${r.id}: ${v.problems.join('; ')}`);
+    }
+    const log = await h.engine.catalog(h.dir).log.read();
+    assert.ok(log.some((e) => e.op === 'repack' && e.message.startsWith('repacked 1 pack(s) mostly unused')), 'the repack is logged');
+    // Nothing left to do: a second run changes nothing.
+    const again = await h.engine.rotate(h.dir, tight, { force: true });
+    assert.equal(again.prune, undefined);
+    // The next backup points at the copy like the others.
+    sqlite(h.db, 'UPDATE items SET qty = qty + 1 WHERE id = 1;');
+    const next = await h.backup('manual');
+    assert.equal(next.manifest.repository!.parent, kept[1].id);
+    await h.rebuild(next);
+  });
+
+  test('a pack a running backup or a reader holds is not repacked; one found damaged is left as it is', async () => {
+    const { h, records } = await sixDays();
+    const firstPack = records[0].manifest.repository!.packs[0];
+    const store = h.store();
+    const lease = await takeLease(store, [firstPack]);
+    try {
+      const plan = await h.engine.rotate(h.dir, tight, { force: true });
+      assert.equal(plan.prune?.repacked, undefined, JSON.stringify(plan.prune));
+      assert.ok(packsOnDisk(h.dir).includes(firstPack));
+    } finally {
+      await lease.release();
+    }
+    // A flipped byte in a block that holds a page the kept backups use.
+    const file = path.join(h.dir, firstPack);
+    const bytes = readFileSync(file);
+    const ix = await readPackIndex(store, firstPack);
+    const last = records.at(-1)!.manifest.repository!;
+    const used = [...pagesOf(last.extents)].find((x) => last.packs[x.pack] === firstPack);
+    assert.ok(used, 'the newest backup uses a page of the first pack');
+    const blk = ix.blocks[ix.blockOf[used.entry]];
+    bytes[blk.offset + Math.floor(blk.compressedLength / 2)] ^= 0xff;
+    writeFileSync(file, bytes);
+    const plan = await h.engine.rotate(h.dir, tight, { force: true });
+    assert.equal(plan.prune?.repacked, undefined, JSON.stringify(plan.prune));
+    assert.ok(packsOnDisk(h.dir).includes(firstPack), 'the damaged pack stays for the checks to report');
+    assert.ok(manifestsOnDisk(h.dir).every((m) => m.repository!.packs.includes(firstPack)), 'no manifest was rewritten');
+    const log = await h.engine.catalog(h.dir).log.read();
+    assert.ok(log.some((e) => e.op === 'repack.skipped' && e.message.includes(firstPack)), 'the skip is logged');
   });
 
   test("a live lease keeps its packs and packs newer than its start; released, they go", async () => {

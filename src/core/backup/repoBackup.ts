@@ -6,14 +6,14 @@ import { BackupError } from '../errors';
 import { repoV2 } from '../format/repoV2';
 import { takeLease } from '../format/repo/leases';
 import { prune } from '../format/repo/prune';
-import { pageHashesOf, rootOf, sealManifest } from '../format/repo/snapshotManifest';
+import { pageHashesOf, readSnapshotManifest, rootOf, sealManifest } from '../format/repo/snapshotManifest';
 import { damagedPacks, markDamaged } from '../verify/packDamage';
 import { KnownPages, storePages } from '../format/repo/writer';
 import { removeQuietly } from '../fsutil';
 import { ARCHIVE_FORMAT, IMAGE_ENTRY, isVerified, probeOnlyFailure, REPOSITORY_FORMAT_VERSION, verificationState, type BackupRecord, type Manifest, type RepositoryMap, type SourceStateRecord } from '../model';
 import { sameSourceState } from '../schedule/due';
 import { snapshotDatabase } from '../snapshot/liveSnapshot';
-import { scratchFile, type StoredObject } from '../store/store';
+import { scratchFile, type BackupStore, type StoredObject } from '../store/store';
 import { isoLocal } from '../time';
 import { verifyOptions } from '../verify/fromSettings';
 import { LIFEBOAT_VERSION } from '../version';
@@ -66,11 +66,13 @@ export async function runRepoBackup(
 
   // Unchanged since the parent: a new manifest over the same pages, no snapshot.
   if (parent && isVerified(parent) && parent.manifest.source.state && sameSourceState(parent.manifest.source.state, ctx.sourceState)) {
-    const p = parent;
     o.onProgress?.({ phase: 'check', done: 0, total: 0 });
     let damagedParentPacks: string[] = [];
     const done = await catalog.withLock(async () => {
-      if (!(await store.stat(p.object))) return undefined;
+      // Read again under the lock: a repack may have pointed it at other packs meanwhile.
+      const p = await reread(store, parent!);
+      if (!p) return undefined;
+      parent = p;
       // The pages it points at are still there and add up to its root; a parent that fails
       // this is not repeated (the backup below then stores every page).
       const sound = await pageHashesOf(store, p.manifest).then(
@@ -110,47 +112,41 @@ export async function runRepoBackup(
   // Announce the backup to prune, with the packs it may point at, under the lock, and only
   // with a parent whose manifest is still there.
   const lease = await catalog.withLock(async () => {
-    if (parent && !(await store.stat(parent.object))) parent = undefined;
+    if (parent) parent = await reread(store, parent);
     return takeLease(store, parent?.manifest.repository?.packs ?? []);
   });
   let image: string | undefined;
+  let parentReady: Promise<KnownPages | undefined> | undefined;
   try {
     image = scratchFile(await store.scratchDir(), ctx.id, '.image');
+    // The parent's pages, read while the snapshot is taken: its packs hashed against their
+    // names (a page is reused on its hash alone, so damage in an old pack would otherwise
+    // pass into this backup unseen; a damaged pack marks the backups that use it, and this
+    // backup stores those pages again), then its page hashes.
+    const p = parent;
+    parentReady = p ? knownPagesOf(deps, catalog, db, p, excluded, o.signal) : undefined;
+    parentReady?.catch(() => undefined);
     o.onProgress?.({ phase: 'snapshot', done: 0, total: 0 });
     const snap = await snapshotDatabase(db, image, { signal: o.signal, clock: deps.clock, onProgress: o.onProgress, fsync: false });
     deps.logger.debug(`snapshot by ${snap.strategy}${snap.fallback ? ` (${snap.fallback})` : ''}`, { db, phase: 'backup', backup: ctx.id });
-    const verifying = verifyImage(image, verifyOptions(o.settings, deps.clock, o.signal));
+    let known = await parentReady;
+    if (known && p!.manifest.repository!.pageSize !== snap.pageSize) known = undefined;
+    const opts = verifyOptions(o.settings, deps.clock, o.signal);
+    if (known && o.settings.verifyMode === 'auto' && recentFullCheck(records, db, ctx.created, o.settings.fullCheckDays)) opts.mode = 'quick';
+    const verifying = verifyImage(image, opts);
     verifying.catch(() => undefined);
 
-    let known: KnownPages | undefined;
-    if (parent && parent.manifest.repository!.pageSize === snap.pageSize) {
-      const hashes = await parentHashes(catalog, db, parent.manifest).catch((e: unknown) => {
-        deps.logger.warn(`backup ${parent!.id} cannot be used as the parent (${(e as Error).message}); storing every page`, { db, phase: 'backup' });
-        return undefined;
-      });
-      if (hashes) known = KnownPages.fromSnapshot(parent.manifest.repository!, hashes, excluded);
-    }
     const hold = (pack: string) =>
       catalog.withLock(async () => {
         if (!(await store.stat(pack))) return false;
         await lease.hold(pack);
         return true;
       });
-    const store1 = () => storePages({ store, image: image!, pageSize: snap.pageSize, known, stem: ctx.id, hold, signal: o.signal, onProgress: o.onProgress });
-    let stored = await store1();
-    // Every pack the map reuses must be intact now: a page is reused on its hash alone, so
-    // damage in an old pack would otherwise pass into this backup unseen. A damaged pack
-    // marks the backups that use it; this backup then stores those pages again.
-    const reused = stored.map.packs.filter((p) => !stored.map.added.packs.includes(p));
-    const bad = await damagedPacks(store, reused, o.signal);
-    if (bad.length) {
-      await markDamaged(deps.clock, deps.logger, catalog, bad);
-      for (const b of bad) excluded.add(b);
-      known = parent && known ? KnownPages.fromSnapshot(parent.manifest.repository!, await parentHashes(catalog, db, parent.manifest), excluded) : undefined;
-      stored = await store1();
-    }
+    const stored = await storePages({ store, image, pageSize: snap.pageSize, known, stem: ctx.id, hold, signal: o.signal, onProgress: o.onProgress });
+    deps.logger.debug(`pages hashed: ${stored.map.added.pages} of ${stored.map.pageCount} stored (${stored.map.added.bytes} bytes)`, { db, phase: 'backup', backup: ctx.id });
     o.onProgress?.({ phase: 'verify', done: 0, total: 0 });
     const report = await verifying;
+    deps.logger.debug(`image verified: ${report.status} (${report.check})`, { db, phase: 'backup', backup: ctx.id });
     await removeQuietly(image);
     const manifest: Manifest = {
       format: ARCHIVE_FORMAT,
@@ -178,6 +174,7 @@ export async function runRepoBackup(
     await writeHashCache(catalog, db, stored.hashes);
     return { ...done, addedBytes: stored.map.added.bytes };
   } catch (e) {
+    await parentReady?.catch(() => undefined);
     if (image) await removeQuietly(image);
     await lease.release();
     // Packs this backup published are used by nothing now: gone at once, not at the next
@@ -188,6 +185,53 @@ export async function runRepoBackup(
     if (image) await removeQuietly(image);
     await lease.release();
   }
+}
+
+/**
+ * The pages of `parent` a new backup may point at: every page of its packs that hash to
+ * their names (damaged ones are marked, and added to `excluded`), found by the parent's
+ * page hashes; undefined when those cannot be had (the backup then stores every page).
+ */
+async function knownPagesOf(
+  deps: BackupDeps,
+  catalog: Catalog,
+  db: string,
+  parent: BackupRecord,
+  excluded: Set<string>,
+  signal?: AbortSignal,
+): Promise<KnownPages | undefined> {
+  const r = parent.manifest.repository!;
+  const bad = await damagedPacks(catalog.store, r.packs.filter((x) => !excluded.has(x)), signal);
+  if (bad.length) {
+    await markDamaged(deps.clock, deps.logger, catalog, bad);
+    for (const b of bad) excluded.add(b);
+  }
+  const hashes = await parentHashes(catalog, db, parent.manifest).catch((e: unknown) => {
+    if (BackupError.is(e, 'cancelled')) throw e;
+    deps.logger.warn(`backup ${parent.id} cannot be used as the parent (${(e as Error).message}); storing every page`, { db, phase: 'backup' });
+    return undefined;
+  });
+  deps.logger.debug(`parent ${parent.id}: ${hashes ? `page hashes loaded, ${r.packs.length} packs checked, ${bad.length} damaged` : 'not used'}`, { db, phase: 'backup' });
+  return hashes ? KnownPages.fromSnapshot(r, hashes, excluded) : undefined;
+}
+
+/**
+ * Whether a backup of `db` passed integrity_check less than `days` days before `now`
+ * (days 0: never, so every backup gets it).
+ */
+function recentFullCheck(records: BackupRecord[], db: string, now: Date, days: number): boolean {
+  if (days <= 0) return false;
+  return records.some((r) => {
+    if (r.manifest.source.path !== db) return false;
+    const checks = [r.manifest.verification, r.state.lastVerify];
+    return checks.some((v) => v?.status === 'ok' && v.check === 'integrity_check' && now.getTime() - Date.parse(v.checkedAt) < days * DAY_MS);
+  });
+}
+
+/** `r` with its manifest read again (a repack may have rewritten it); undefined when it is gone or does not read. */
+async function reread(store: BackupStore, r: BackupRecord): Promise<BackupRecord | undefined> {
+  const manifest = await readSnapshotManifest(store, r.object).catch(() => undefined);
+  return manifest && manifest.id === r.id ? { ...r, manifest } : undefined;
 }
 
 /**

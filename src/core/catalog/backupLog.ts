@@ -20,6 +20,8 @@ export type LogOp =
   | 'rotate.refused'
   | 'prune'
   | 'prune.refused'
+  | 'repack'
+  | 'repack.skipped'
   | 'export'
   | 'delete'
   | 'pin'

@@ -51,8 +51,11 @@ export interface RotationPlan {
   /**
    * Repository stores: the packs no kept backup uses, deleted after the backups (or, in a
    * dry run, that would be), and their bytes; `refused` when the sweep stopped.
+   * `repacked`: of those, the packs still used but mostly by nothing, whose used pages were
+   * (would be) copied into new packs first, and the bytes those new packs take (in a dry
+   * run, an estimate from the packs' compression).
    */
-  prune?: { packs: number; bytes: number; refused?: string };
+  prune?: { packs: number; bytes: number; refused?: string; repacked?: { packs: number; writtenBytes: number } };
 }
 
 /** The key backups are grouped by: the policy applies to each database separately (its source path). */

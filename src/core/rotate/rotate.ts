@@ -24,8 +24,14 @@ export async function rotateStore(deps: RotateDeps, catalog: Catalog, settings: 
     const plan: RotationPlan = planRotation(records, settings.retention, deps.clock.now(), { force: o.force });
     if (o.dryRun) {
       const removing = new Set(plan.refused ? [] : plan.remove.flatMap((rm) => records.filter((r) => r.id === rm.id).map((r) => r.object)));
-      const p = await planPrune(catalog.store, { removing });
-      if (p.bytes || p.refused) plan.prune = { packs: p.packs.length, bytes: p.bytes, refused: p.refused };
+      const p = await planPrune(catalog.store, { removing, repack: true });
+      const repackBytes = p.repack.reduce((n, c) => n + c.size, 0);
+      // What the copies would take: each pack's used share of its size.
+      const writtenBytes = Math.round(p.repack.reduce((n, c) => n + (c.size * c.liveBytes) / Math.max(1, c.rawBytes), 0));
+      if (p.bytes || p.refused || p.repack.length) {
+        plan.prune = { packs: p.packs.length + p.repack.length, bytes: p.bytes + repackBytes, refused: p.refused };
+        if (p.repack.length) plan.prune.repacked = { packs: p.repack.length, writtenBytes };
+      }
       return plan;
     }
     if (plan.refused) {
@@ -61,14 +67,35 @@ export async function deleteBackup(catalog: Catalog, r: BackupRecord): Promise<v
 }
 
 /**
- * Deletes the repository packs no backup uses any more (call under the lock, after the
- * manifests): logged before the deletion; a sweep that stops (a manifest it cannot read)
- * is logged as a warning and deletes nothing. Undefined when nothing was to do.
+ * Deletes the repository packs no backup uses any more and repacks the mostly unused ones
+ * (call under the lock, after the manifests): logged before each deletion and after a
+ * repack; a sweep that stops (a manifest it cannot read) is logged as a warning and deletes
+ * nothing. Undefined when nothing was to do.
  */
 export async function pruneStore(catalog: Catalog): Promise<RotationPlan['prune']> {
-  const done = await prune(catalog.store, (p) =>
-    catalog.record({ op: 'prune', level: 'info', message: `deleting ${p.packs.length} pack(s) no backup uses (${p.bytes} bytes)`, detail: { packs: p.packs.map((x) => x.name), bytes: p.bytes } }),
+  let repacked: { packs: number; writtenBytes: number } | undefined;
+  const done = await prune(
+    catalog.store,
+    (p) => catalog.record({ op: 'prune', level: 'info', message: `deleting ${p.packs.length} pack(s) no backup uses (${p.bytes} bytes)`, detail: { packs: p.packs.map((x) => x.name), bytes: p.bytes } }),
+    {
+      repack: true,
+      onRepack: async (r) => {
+        const writtenBytes = r.written.reduce((n, w) => n + w.size, 0);
+        if (r.repacked.length) repacked = { packs: r.repacked.length, writtenBytes };
+        const old = r.repacked.reduce((n, c) => n + c.size, 0);
+        if (r.repacked.length) {
+          await catalog.record({
+            op: 'repack',
+            level: 'info',
+            message: `repacked ${r.repacked.length} pack(s) mostly unused (${old} bytes) into ${r.written.length} (${writtenBytes} bytes); ${r.manifests} backup manifest(s) now point at the copies`,
+            detail: { from: r.repacked.map((c) => c.name), to: r.written.map((w) => w.name), manifests: r.manifests },
+          });
+        }
+        if (r.damaged.length) await catalog.record({ op: 'repack.skipped', level: 'warn', message: `not repacked, damaged: ${r.damaged.join(', ')}` });
+      },
+    },
   );
   if (done.refused) await catalog.record({ op: 'prune.refused', level: 'warn', message: done.refused });
-  return done.packs.length || done.refused ? { packs: done.packs.length, bytes: done.bytes, refused: done.refused } : undefined;
+  if (!done.packs.length && !done.refused) return undefined;
+  return { packs: done.packs.length, bytes: done.bytes, refused: done.refused, ...(repacked ? { repacked } : {}) };
 }

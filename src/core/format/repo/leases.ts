@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { processAlive, processStartId } from '../../processInfo';
+import type { Manifest } from '../../model';
 import type { BackupStore } from '../../store/store';
+import { readSnapshotManifest } from './snapshotManifest';
 
 /** Where running v2 backups announce themselves to prune. */
 export const LEASE_FOLDER = '.lifeboat/leases';
@@ -78,4 +80,36 @@ export async function liveLeases(store: BackupStore): Promise<Lease[]> {
     else out.push(l ?? { pid: Number(named[1]), host: '?', startedMs: obj.mtimeMs, packs: [] });
   }
   return out;
+}
+
+/**
+ * Runs `fn` on the snapshot manifest at `object`, read under the store's lock with its
+ * packs leased, so that no prune or repack deletes a pack it reads meanwhile (a repack
+ * points the manifest at copies and then deletes the old packs). Where the store cannot
+ * be locked or leased (a read-only folder, or the lock stays busy), reads it without.
+ * BackupError from reading the manifest as readSnapshotManifest.
+ */
+export async function withReadLease<T>(store: BackupStore, object: string, fn: (m: Manifest) => Promise<T>): Promise<T> {
+  let manifest: Manifest | undefined;
+  let lease: HeldLease | undefined;
+  let readError: unknown;
+  try {
+    await store.withLock(async () => {
+      try {
+        manifest = await readSnapshotManifest(store, object);
+      } catch (e) {
+        readError = e;
+        return;
+      }
+      lease = await takeLease(store, manifest.repository?.packs ?? []);
+    });
+  } catch {
+    // No lock or no lease here: read as it is.
+  }
+  try {
+    if (readError) throw readError;
+    return await fn(manifest ?? (await readSnapshotManifest(store, object)));
+  } finally {
+    await lease?.release();
+  }
 }

@@ -96,9 +96,13 @@ export class PackWriter {
   private readonly digest = createHash('sha256');
   private offset = 0;
   private readonly blocks: Omit<PackBlock, 'firstEntry'>[] = [];
-  private readonly entries: { hash: Buffer; length: number }[] = [];
+  /** The entries' hashes, back to back (one growing buffer, not one object per page), and lengths. */
+  private hashes = Buffer.alloc(1024 * HASH);
+  private readonly lengths: number[] = [];
   /** The block being filled: pages copied in, one allocation per block rather than per page. */
   private pending: Buffer | undefined;
+  /** Block buffers whose compression finished, for the next blocks (fewer buffers for the GC to find). */
+  private readonly spare: Buffer[] = [];
   private pendingCount = 0;
   private pendingBytes = 0;
   /** Compressions in flight, in block order. */
@@ -113,17 +117,26 @@ export class PackWriter {
 
   /** Entries added so far. */
   get count(): number {
-    return this.entries.length;
+    return this.lengths.length;
   }
 
   /** Adds a page; resolves to its entry number in this pack. */
   async add(page: Uint8Array, hash: Buffer = pageHash(page)): Promise<number> {
     if (this.failed) throw this.failed;
     if (!this.fh) await this.open();
-    this.entries.push({ hash, length: page.length });
+    const n = this.lengths.length;
+    if ((n + 1) * HASH > this.hashes.length) {
+      const grown = Buffer.alloc(this.hashes.length * 2);
+      this.hashes.copy(grown);
+      this.hashes = grown;
+    }
+    hash.copy(this.hashes, n * HASH, 0, HASH);
+    this.lengths.push(page.length);
     const blockPages = this.o.blockPages ?? 64;
     if (!this.pending || this.pendingBytes + page.length > this.pending.length) {
-      const grown = Buffer.allocUnsafe(Math.max(blockPages * page.length, this.pendingBytes + page.length));
+      const want = Math.max(blockPages * page.length, this.pendingBytes + page.length);
+      const spare = this.pendingBytes === 0 ? this.spare.pop() : undefined;
+      const grown = spare && spare.length >= want ? spare : Buffer.allocUnsafe(want);
       this.pending?.copy(grown, 0, 0, this.pendingBytes);
       this.pending = grown;
     }
@@ -131,7 +144,7 @@ export class PackWriter {
     this.pendingBytes += page.length;
     this.pendingCount++;
     if (this.pendingCount >= blockPages) await this.cutBlock();
-    return this.entries.length - 1;
+    return n;
   }
 
   /** Closes the pack: the last block, the index, the footer, fsync. Returns its name and size. */
@@ -140,7 +153,7 @@ export class PackWriter {
     if (this.pendingCount) await this.cutBlock();
     await this.inFlight;
     if (this.failed) throw this.failed;
-    const index = encodeIndex(this.blocks, this.entries);
+    const index = encodeIndex(this.blocks, this.hashes, this.lengths);
     const indexOffset = this.offset;
     await this.write(index);
     const footer = Buffer.alloc(FOOTER);
@@ -157,7 +170,7 @@ export class PackWriter {
       throw fsError(e, this.file, 'writing a pack');
     }
     this.fh = undefined;
-    return { name: this.digest.digest('hex'), size: this.offset, entries: this.entries.length };
+    return { name: this.digest.digest('hex'), size: this.offset, entries: this.lengths.length };
   }
 
   /** Closes and removes the file after a failure. Never throws. */
@@ -178,7 +191,8 @@ export class PackWriter {
   }
 
   private async cutBlock(): Promise<void> {
-    const raw = this.pending!.subarray(0, this.pendingBytes);
+    const buffer = this.pending!;
+    const raw = buffer.subarray(0, this.pendingBytes);
     const count = this.pendingCount;
     this.pending = undefined;
     this.pendingCount = 0;
@@ -195,6 +209,8 @@ export class PackWriter {
         this.failed ??= e;
       } finally {
         this.flights--;
+        // The compressor is done with it (settled either way).
+        if (this.spare.length < 2) this.spare.push(buffer);
       }
     });
     // Back-pressure: at most a few blocks in memory at once.
@@ -214,8 +230,8 @@ export class PackWriter {
   }
 }
 
-function encodeIndex(blocks: Omit<PackBlock, 'firstEntry'>[], entries: { hash: Buffer; length: number }[]): Buffer {
-  const b = Buffer.alloc(4 + blocks.length * 20 + 4 + entries.length * (HASH + 4));
+function encodeIndex(blocks: Omit<PackBlock, 'firstEntry'>[], hashes: Buffer, lengths: number[]): Buffer {
+  const b = Buffer.alloc(4 + blocks.length * 20 + 4 + lengths.length * (HASH + 4));
   let at = b.writeUInt32LE(blocks.length, 0);
   for (const k of blocks) {
     b.writeBigUInt64LE(BigInt(k.offset), at);
@@ -224,10 +240,10 @@ function encodeIndex(blocks: Omit<PackBlock, 'firstEntry'>[], entries: { hash: B
     b.writeUInt32LE(k.entryCount, at + 16);
     at += 20;
   }
-  at = b.writeUInt32LE(entries.length, at);
-  for (const e of entries) {
-    e.hash.copy(b, at);
-    b.writeUInt32LE(e.length, at + HASH);
+  at = b.writeUInt32LE(lengths.length, at);
+  for (let i = 0; i < lengths.length; i++) {
+    hashes.copy(b, at, i * HASH, i * HASH + HASH);
+    b.writeUInt32LE(lengths[i], at + HASH);
     at += HASH + 4;
   }
   return b;
@@ -300,9 +316,13 @@ export async function readPackIndex(store: BackupStore, name: string): Promise<P
  * 'badArchive' naming the pack and block when the block does not decode to its pages.
  */
 export async function readPackBlock(store: BackupStore, name: string, index: PackIndex, block: number): Promise<Buffer[]> {
-  const where = `${store.label}/${name}`;
   const blk = index.blocks[block];
-  const c = await store.readBytes(name, { offset: blk.offset, length: blk.compressedLength });
+  return decodeBlock(`${store.label}/${name}`, index, block, await store.readBytes(name, { offset: blk.offset, length: blk.compressedLength }));
+}
+
+/** Block `block` of a pack (`where` names it), from its compressed bytes `c`: its pages, each checked against its hash. */
+async function decodeBlock(where: string, index: PackIndex, block: number, c: Buffer): Promise<Buffer[]> {
+  const blk = index.blocks[block];
   let raw: Buffer;
   try {
     raw = await unbrotli(c);
@@ -334,18 +354,63 @@ export async function checkPack(store: BackupStore, name: string): Promise<strin
   const sealed = createHash('sha256');
   const st = await store.stat(name);
   if (!st) return [`${where}: the pack is missing`];
+  const base = name.split('/').pop()!.replace(/\.pack$/, '');
+  // With an index that reads: every byte read once, in order, the blocks decoded from the
+  // bytes just hashed.
+  const index = await readPackIndex(store, name).catch((e: unknown) => {
+    if (BackupError.is(e, 'badArchive')) return undefined;
+    throw e;
+  });
+  // (readPackIndex found the blocks back to back between the magic and the index.)
+  if (!index) return checkPackByStream(store, name, st.size);
+  const blockProblems: string[] = [];
+  let pos = 0;
+  const take = (b: Buffer) => {
+    whole.update(b);
+    const keep = Math.max(0, Math.min(b.length, st.size - FOOTER - pos));
+    if (keep) sealed.update(b.subarray(0, keep));
+    pos += b.length;
+  };
+  // The bytes no block holds (the magic, the index, the footer), in pieces.
+  const upTo = async (end: number) => {
+    while (pos < end) {
+      const b = await store.readBytes(name, { offset: pos, length: Math.min(end - pos, 1 << 20) });
+      if (!b.length) throw new BackupError('io', `${where}: the pack ended at ${pos} bytes, short of ${st.size}`, { path: where });
+      take(b);
+    }
+  };
+  for (let b = 0; b < index.blocks.length; b++) {
+    const blk = index.blocks[b];
+    await upTo(blk.offset);
+    const c = await store.readBytes(name, { offset: blk.offset, length: blk.compressedLength });
+    take(c);
+    await decodeBlock(where, index, b, c).catch((e: unknown) => blockProblems.push((e as Error).message));
+  }
+  await upTo(st.size);
+  if (whole.digest('hex') !== base) problems.push(`${where}: damaged pack: its bytes do not hash to its name`);
+  const footer = await store.readBytes(name, { offset: st.size - FOOTER, length: FOOTER });
+  if (!footer.subarray(16, 48).equals(sealed.digest())) problems.push(`${where}: damaged pack: the seal does not match its bytes`);
+  return [...problems, ...blockProblems];
+}
+
+/** checkPack for a pack whose index does not read: the whole file, then what its index allows. */
+async function checkPackByStream(store: BackupStore, name: string, size: number): Promise<string[]> {
+  const where = `${store.label}/${name}`;
+  const problems: string[] = [];
+  const whole = createHash('sha256');
+  const sealed = createHash('sha256');
   let seen = 0;
   for await (const chunk of await store.read(name)) {
     const b = chunk as Buffer;
     whole.update(b);
-    const keep = Math.max(0, Math.min(b.length, st.size - FOOTER - seen));
+    const keep = Math.max(0, Math.min(b.length, size - FOOTER - seen));
     if (keep) sealed.update(b.subarray(0, keep));
     seen += b.length;
   }
   const base = name.split('/').pop()!.replace(/\.pack$/, '');
   if (whole.digest('hex') !== base) problems.push(`${where}: damaged pack: its bytes do not hash to its name`);
   try {
-    const footer = await store.readBytes(name, { offset: st.size - FOOTER, length: FOOTER });
+    const footer = await store.readBytes(name, { offset: size - FOOTER, length: FOOTER });
     if (!footer.subarray(16, 48).equals(sealed.digest())) problems.push(`${where}: damaged pack: the seal does not match its bytes`);
     const index = await readPackIndex(store, name);
     for (let b = 0; b < index.blocks.length; b++) {

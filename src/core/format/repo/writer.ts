@@ -17,39 +17,48 @@ const PACK_RAW_BYTES = 64 * 1024 * 1024;
 const READ_CHUNK = 1024 * 1024;
 /** slot * SLOT + entry: where a known page is (slot: a pack of `slots`). */
 const SLOT = 2 ** 32;
+/** Most cells of KnownPages' table in use (linear probing stays short below this). */
+const LOAD = 0.7;
 
 /**
  * Pages already in the repository, by their hash: where to point instead of storing them
- * again. An open-addressing table in flat arrays (a 1 GiB database has some 260,000 pages;
- * a Map keyed by strings cost about 80 bytes a page and a string per lookup, this about 90
- * bytes per 2 pages, none per lookup).
+ * again. An open-addressing table in flat arrays that holds no hash itself: a cell names
+ * where its hash already is, in the parent's page hashes or in this image's (a 1 GiB
+ * database has some 260,000 pages; a Map keyed by strings cost about 80 bytes a page and a
+ * string per lookup, this about 17 bytes, none per lookup).
  */
 export class KnownPages {
   /** Pack names (or '' for a pack still being written), by slot. */
   readonly slots: string[] = [];
-  private keys: Buffer;
+  /** This image's page hashes, page order, as storePages fills them in. */
+  private image: Buffer = Buffer.alloc(0);
+  /** 0: empty cell; else 1 + where its hash is (the parent's pages first, then this image's). */
+  private refs: Uint32Array;
+  /** slot * SLOT + entry, by cell. */
   private vals: Float64Array;
-  private used: Uint8Array;
   private count = 0;
 
-  constructor(expected = 1024) {
-    let cap = 1024;
-    while (cap < expected * 2) cap *= 2;
-    this.keys = Buffer.alloc(cap * HASH);
+  /**
+   * Room for `expected` pages before the table grows (growing holds two tables at once);
+   * `parent`: the parent's page hashes, page order.
+   */
+  constructor(
+    expected = 1024,
+    private readonly parent: Buffer = Buffer.alloc(0),
+  ) {
+    const cap = Math.max(1024, Math.ceil(expected / LOAD));
+    this.refs = new Uint32Array(cap);
     this.vals = new Float64Array(cap);
-    this.used = new Uint8Array(cap);
   }
 
   /** The pages of a snapshot: its page hashes (page order) and its map; none from the packs in `exclude`. */
   static fromSnapshot(map: RepositoryMap, hashes: Buffer, exclude?: ReadonlySet<string>): KnownPages {
-    const k = new KnownPages(map.pageCount + 1024);
+    // Room for the parent's pages and for a new image that grew a little or changed a lot.
+    const k = new KnownPages(Math.ceil(map.pageCount * 1.1) + 1024, hashes);
     k.slots.push(...map.packs);
     for (const [first, count, pack, entry] of map.extents) {
       if (exclude?.has(map.packs[pack])) continue;
-      for (let i = 0; i < count; i++) {
-        const at = (first - 1 + i) * HASH;
-        k.add(hashes.subarray(at, at + HASH), pack, entry + i);
-      }
+      for (let i = 0; i < count; i++) k.addAt(first - 1 + i, pack, entry + i);
     }
     return k;
   }
@@ -58,44 +67,85 @@ export class KnownPages {
     return this.count;
   }
 
+  /** Where this image's page hashes are written (page order) before its pages are added. */
+  useImageHashes(hashes: Buffer): void {
+    this.image = hashes;
+  }
+
   find(hash: Buffer): { slot: number; entry: number } | undefined {
     const at = this.probe(hash);
-    if (!this.used[at]) return undefined;
+    if (!this.refs[at]) return undefined;
     const v = this.vals[at];
     return { slot: Math.floor(v / SLOT), entry: v % SLOT };
   }
 
-  /** Adds a page (the first place a hash was seen stays). */
-  add(hash: Buffer, slot: number, entry: number): void {
-    if ((this.count + 1) * 2 > this.used.length) this.grow();
-    const at = this.probe(hash);
-    if (this.used[at]) return;
-    hash.copy(this.keys, at * HASH, 0, HASH);
+  /** Adds page `page` of this image, whose hash is in the image hashes (the first place a hash was seen stays). */
+  addImagePage(page: number, slot: number, entry: number): void {
+    this.addAt(this.parent.length / HASH + page, slot, entry);
+  }
+
+  private addAt(where: number, slot: number, entry: number): void {
+    if (this.count + 1 > this.refs.length * LOAD) this.grow();
+    const at = this.probe(this.hashAt(where));
+    if (this.refs[at]) return;
+    this.refs[at] = where + 1;
     this.vals[at] = slot * SLOT + entry;
-    this.used[at] = 1;
     this.count++;
+  }
+
+  private hashAt(where: number): Buffer {
+    const inParent = this.parent.length / HASH;
+    const [b, i] = where < inParent ? [this.parent, where] : [this.image, where - inParent];
+    return b.subarray(i * HASH, i * HASH + HASH);
   }
 
   /** The cell holding `hash`, or the empty cell where it would go. */
   private probe(hash: Buffer): number {
-    const mask = this.used.length - 1;
-    let at = hash.readUInt32LE(0) & mask;
-    while (this.used[at] && hash.compare(this.keys, at * HASH, at * HASH + HASH, 0, HASH) !== 0) at = (at + 1) & mask;
-    return at;
+    const cap = this.refs.length;
+    let at = hash.readUInt32LE(0) % cap;
+    const inParent = this.parent.length / HASH;
+    for (;;) {
+      const ref = this.refs[at];
+      if (!ref) return at;
+      const where = ref - 1;
+      const [b, i] = where < inParent ? [this.parent, where] : [this.image, where - inParent];
+      if (hash.compare(b, i * HASH, i * HASH + HASH) === 0) return at;
+      at = at + 1 === cap ? 0 : at + 1;
+    }
   }
 
   private grow(): void {
-    const { keys, vals, used } = this;
-    this.keys = Buffer.alloc(keys.length * 2);
-    this.vals = new Float64Array(vals.length * 2);
-    this.used = new Uint8Array(used.length * 2);
+    const { refs, vals } = this;
+    const cap = Math.ceil(refs.length * 1.5);
+    this.refs = new Uint32Array(cap);
+    this.vals = new Float64Array(cap);
     this.count = 0;
-    for (let i = 0; i < used.length; i++) {
-      if (!used[i]) continue;
+    for (let i = 0; i < refs.length; i++) {
+      if (!refs[i]) continue;
       const v = vals[i];
-      this.add(keys.subarray(i * HASH, i * HASH + HASH), Math.floor(v / SLOT), v % SLOT);
+      this.addAt(refs[i] - 1, Math.floor(v / SLOT), v % SLOT);
     }
   }
+}
+
+/**
+ * Publishes a finished pack file (PackWriter.finish named it `sha256`) into the store.
+ * Content-addressed: a pack already there under that name should hold these very bytes
+ * (left by a backup that died before its manifest, or shared with an identical image). It
+ * is kept when it is intact and `hold` keeps it from prune (prune may have found it unused,
+ * and older than the running backup); otherwise ours replaces it, which also mends the
+ * backups using a damaged one.
+ */
+export async function publishPack(store: BackupStore, file: string, sha256: string, hold?: (pack: string) => Promise<boolean>, signal?: AbortSignal): Promise<string> {
+  const obj = packObject(sha256);
+  try {
+    await store.publishFile(file, obj);
+  } catch (e) {
+    if (!BackupError.is(e, 'exists')) throw e;
+    if ((await packIntact(store, obj, signal)) && (await (hold?.(obj) ?? true))) await removeQuietly(file);
+    else await store.publishFile(file, obj, { overwrite: true });
+  }
+  return obj;
 }
 
 export interface StoredPages {
@@ -150,6 +200,7 @@ export async function storePages(o: {
     // Sized once for every page: growing the table would hold two copies at once.
     const pages = o.known ?? new KnownPages(pageCount);
     const hashes = Buffer.alloc(pageCount * HASH);
+    pages.useImageHashes(hashes);
     const slotOf = new Uint32Array(pageCount);
     const entryOf = new Uint32Array(pageCount);
     const perPack = Math.max(1, Math.floor(PACK_RAW_BYTES / pageSize));
@@ -162,19 +213,7 @@ export async function storePages(o: {
       // Until it is published the writer stays set, so that a failure removes its file.
       const done = await w.finish();
       newPacks.push({ slot: writerSlot, name: done.name, size: done.size });
-      try {
-        await store.publishFile(w.file, packObject(done.name));
-      } catch (e) {
-        if (!BackupError.is(e, 'exists')) throw e;
-        // Content-addressed: a pack of that name should hold these very bytes (left by a
-        // backup that died before its manifest, or shared with an identical image). It is
-        // kept when it is intact and the lease now holds it (prune may have found it unused,
-        // and older than this backup); otherwise ours replaces it, which also mends the
-        // backups using a damaged one.
-        const obj = packObject(done.name);
-        if ((await packIntact(store, obj, o.signal)) && (await (o.hold?.(obj) ?? true))) await removeQuietly(w.file);
-        else await store.publishFile(w.file, obj, { overwrite: true });
-      }
+      await publishPack(store, w.file, done.name, o.hold, o.signal);
       writer = undefined;
       pages.slots[writerSlot] = packObject(done.name);
     };
@@ -203,7 +242,7 @@ export async function storePages(o: {
             writer = new PackWriter(scratchFile(scratch, o.stem, '.pack'));
           }
           ref = { slot: writerSlot, entry: await writer.add(bytes, h) };
-          pages.add(h, ref.slot, ref.entry);
+          pages.addImagePage(page, ref.slot, ref.entry);
           storedPages++;
         }
         slotOf[page] = ref.slot;
