@@ -8,6 +8,8 @@
 //     `gzip -1`, `sqlite3 PRAGMA integrity_check`) run here on the same state;
 //   - a backup of the unchanged database (time, bytes stored);
 //   - `lifeboat restore --to` of the second backup against the same of a v1 zip of that state;
+//   - `lifeboat diff` of the first backup against the live database, against sqlite3
+//     computing the same counts on the two files (ATTACH, EXCEPT);
 //   - each CLI process's peak RSS (/usr/bin/time), Node 24 (node:sqlite) and this Node (20:
 //     the reader and sql.js);
 //   - 200 simulated days of daily scheduled backups, the database changing about 1% a day,
@@ -259,6 +261,31 @@ for (const rt of pairRun ? runtimes : []) {
   }
   r.second = cliBackup(rt, db, v2);
   console.log(`  second v2 backup: ${secs(r.second.s)}, ${KB(r.second.storedBytes)} stored (${r.second.addedPages} pages), ${r.second.rssMB.toFixed(0)} MB RSS`);
+  // diff of the first backup against the live database (about 1% of its rows changed),
+  // against sqlite3 computing the same counts on the two files (the first backup's image,
+  // exported untimed, and a checkpointed copy of the live database), ATTACH + EXCEPT.
+  // Under node:sqlite only: diff needs it.
+  if (rt.name === 'node24') {
+    const old = path.join(scratch, 'diff-old.db');
+    const now = path.join(scratch, 'diff-now.db');
+    execFileSync(rt.exe, [CLI, 'export', r.first.path, '--to', old, '--force']);
+    copyDb(db, now);
+    sql(now, 'PRAGMA wal_checkpoint(TRUNCATE);');
+    execFileSync('sh', ['-c', `cat '${db}' '${db}-wal' '${old}' > /dev/null`]);
+    const d = timed(rt.exe, [CLI, 'diff', r.first.path, '--live', db, '--json']);
+    const ours = JSON.parse(d.stdout).tables.events;
+    const n = timed('sqlite3', [
+      old,
+      `ATTACH '${now}' AS b;
+SELECT count(*) FROM (SELECT id FROM b.events EXCEPT SELECT id FROM main.events);
+SELECT count(*) FROM (SELECT id FROM main.events EXCEPT SELECT id FROM b.events);
+SELECT count(*) FROM (SELECT * FROM b.events EXCEPT SELECT * FROM main.events) WHERE id IN (SELECT id FROM main.events);`,
+    ]);
+    const [added, removed, changed] = n.stdout.trim().split('\n').map(Number);
+    r.diff = { s: d.s, rssMB: d.rssMB, native: n.s, same: ours.added === added && ours.removed === removed && ours.changed === changed, ours, theirs: { added, removed, changed } };
+    console.log(`  diff of the first backup against the live database: ${secs(d.s)} (${d.rssMB.toFixed(0)} MB RSS), +${ours.added} -${ours.removed} ~${ours.changed}; sqlite3 EXCEPT on the two files ${secs(n.s)}: +${added} -${removed} ~${changed}${r.diff.same ? '' : ' (COUNTS DIFFER)'}`);
+    for (const f of [old, now, `${now}-wal`, `${now}-shm`]) rmSync(f, { force: true });
+  }
   r.unchanged = cliBackup(rt, db, v2);
   console.log(`  unchanged: ${secs(r.unchanged.s)}, ${KB(r.unchanged.storedBytes)} stored${r.unchanged.unchangedFrom ? ' (a manifest only)' : ''}, ${r.unchanged.rssMB.toFixed(0)} MB RSS`);
   setFormat(db, 'zip');
@@ -267,8 +294,14 @@ for (const rt of pairRun ? runtimes : []) {
   // Restores to new files, in a folder without settings (the defaults).
   const out = path.join(home, 'restored');
   mkdirSync(out);
-  r.restoreV2 = timed(rt.exe, [CLI, 'restore', r.second.path, '--to', path.join(out, 'v2.db')]);
-  r.restoreV1 = timed(rt.exe, [CLI, 'restore', r.zip.path, '--to', path.join(out, 'v1.db')]);
+  // Two rounds, alternating, the faster of each kept: one restore is 25-35 s of disk and
+  // SQLite work, and a shared machine's load moves single runs by a fifth.
+  const fastest = (a, b) => (!a || b.s < a.s ? { ...b, rssMB: Math.max(b.rssMB, a?.rssMB ?? 0) } : { ...a, rssMB: Math.max(a.rssMB, b.rssMB) });
+  for (let round = 0; round < 2; round++) {
+    for (const f of ['v2.db', 'v1.db']) for (const s of ['', '-wal', '-shm']) rmSync(path.join(out, f + s), { force: true });
+    r.restoreV2 = fastest(r.restoreV2, timed(rt.exe, [CLI, 'restore', r.second.path, '--to', path.join(out, 'v2.db')]));
+    r.restoreV1 = fastest(r.restoreV1, timed(rt.exe, [CLI, 'restore', r.zip.path, '--to', path.join(out, 'v1.db')]));
+  }
   r.sameImage = spawnSync('cmp', ['-s', path.join(out, 'v2.db'), path.join(out, 'v1.db')]).status === 0;
   console.log(`  restore --to: v2 ${secs(r.restoreV2.s)} (${r.restoreV2.rssMB.toFixed(0)} MB RSS), v1 ${secs(r.restoreV1.s)} (${r.restoreV1.rssMB.toFixed(0)} MB RSS); images ${r.sameImage ? 'identical' : 'DIFFER'}`);
   r.peakV2 = Math.max(r.first.rssMB, r.second.rssMB, r.unchanged.rssMB, r.restoreV2.rssMB);
@@ -290,9 +323,11 @@ if (pair.length) {
     ['second v2 backup: time / native pipeline', '<= 0.25x', (r) => `${(r.second.s / native.total).toFixed(2)}x (${secs(r.second.s)}) ${ok(r.second.s <= 0.25 * native.total)}`],
     ['backup of the unchanged database: time', '<= 2 s', (r) => `${secs(r.unchanged.s)} ${ok(r.unchanged.s <= 2)}`],
     ['backup of the unchanged database: stored', '<= 1 MB', (r) => `${KB(r.unchanged.storedBytes)} ${ok(r.unchanged.storedBytes <= 1048576)}`],
-    ['restore --to of the second backup / of a v1 zip', '<= 1.2x', (r) => `${(r.restoreV2.s / r.restoreV1.s).toFixed(2)}x (${secs(r.restoreV2.s)} / ${secs(r.restoreV1.s)}) ${ok(r.restoreV2.s <= 1.2 * r.restoreV1.s)}`],
+    ['restore --to of the second backup / of a v1 zip (faster of two rounds each)', '<= 1.2x', (r) => `${(r.restoreV2.s / r.restoreV1.s).toFixed(2)}x (${secs(r.restoreV2.s)} / ${secs(r.restoreV1.s)}) ${ok(r.restoreV2.s <= 1.2 * r.restoreV1.s)}`],
     ['peak RSS of the v2 CLI runs (backups, restore)', '<= 200 MB', (r) => `${r.peakV2.toFixed(0)} MB ${ok(r.peakV2 <= 200)}`],
     ['  first / second / unchanged / restore', '', (r) => [r.first, r.second, r.unchanged, r.restoreV2].map((x) => x.rssMB.toFixed(0)).join(' / ') + ' MB'],
+    ['diff of the first backup against the live database / sqlite3 EXCEPT', '<= 1.5x', (r) => !r.diff ? 'needs node:sqlite' : `${(r.diff.s / r.diff.native).toFixed(2)}x (${secs(r.diff.s)} / ${secs(r.diff.native)}), counts ${r.diff.same ? 'equal' : 'DIFFER'} ${ok(r.diff.s <= 1.5 * r.diff.native && r.diff.same)}`],
+    ['peak RSS of the diff', '<= 200 MB', (r) => (!r.diff ? '-' : `${r.diff.rssMB.toFixed(0)} MB ${ok(r.diff.rssMB <= 200)}`)],
     ['v1 zip of the second state (for reference)', '', (r) => `${secs(r.zip.s)}, ${MB(r.zip.storedBytes)}, ${r.zip.rssMB.toFixed(0)} MB RSS`],
   ];
   console.log(`| measure | target | ${cols.join(' | ')} |`);

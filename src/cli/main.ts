@@ -13,6 +13,7 @@ import { formatBytes } from '../core/units';
 import { BackupError } from '../core/errors';
 import { computeStats } from '../core/stats';
 import { applyPolicy, isEmptyPolicy, parsePolicyJson, type PolicySnapshot } from '../core/retention/policy';
+import { tiersOf } from '../core/retention/plan';
 import { loadSettings, type CliSettings } from './settings';
 import { stderrLogger } from './logger';
 import { cmdSchedule } from './schedule';
@@ -27,6 +28,9 @@ Usage:
   lifeboat stats [--dir D] [--json]
   lifeboat verify <backup> | --all [--dir D] [--deep] [--json]
   lifeboat restore <backup> [--to PATH] [--dir D] [--force] [--json]
+  lifeboat restore <backup> --table T [--to DB] [--dir D] [--json]
+  lifeboat diff <backup> [<backup2> | --live DB] [--table T] [--rows] [--limit N]
+                [--offset N] [--dir D] [--json]
   lifeboat export <backup> --to FILE [--dir D] [--force] [--json]
   lifeboat log [--dir D] [--json] [--limit N]
   lifeboat run [--db DB] [--dir D] -- <command...>
@@ -54,6 +58,16 @@ restore refuses while another process has the database open; --force then restor
 through SQLite under the app's locks (needs node:sqlite with backup(), Node >= 22.16), so
 the app sees the restored data. --force never replaces a file that is open. restore
 --dir D also puts the pre-restore backup in D (default: the backup's own directory).
+restore --table T replaces only table T of the database (or --to DB) with the backup's,
+through SQLite in one transaction while the app may have it open, after a pre-restore
+backup; the table's triggers do not fire, foreign keys are checked afterwards and
+reported. It refuses, changing nothing, when T is defined differently in the two.
+
+diff shows what changed from a backup to a second backup or to a live database:
+schema objects added (+), removed (-) and changed (~), and per table the rows added,
+removed and changed, matched by the table's INTEGER PRIMARY KEY, its declared primary
+key, or, for a table with neither, compared as multisets of rows. --rows lists the rows
+(--limit per kind and table, default 1000, 0 for all; --offset pages).
 
 Exit codes: 0 ok, 1 failed, 2 usage error, 3 damage found.
 Settings: the lifeboat.* keys of the nearest .vscode/settings.json, or a lifeboat.json
@@ -181,7 +195,15 @@ async function cmdList(argv: string[], engine: Engine): Promise<number> {
   const dir = resolveDir(opts, cfg, db);
   const { records, broken } = await engine.list(dir, db);
   if (opts.json) {
-    json({ dir, backups: records.map((r) => ({ id: r.id, path: r.path, store: r.store, object: r.object, format: r.format, size: r.archiveSize, storedBytes: r.archiveSize, kind: r.manifest.kind, created: r.manifest.created, source: r.manifest.source.path, verified: isVerified(r), verification: verificationState(r), probeFailed: probeOnlyFailure(r), pinned: !!r.state.pinned, sourceDamaged: r.manifest.sourceDamaged })), broken });
+    // The tier the tree and the panel show each backup under, and why it is kept (the same
+    // tiersOf); left out when the retention settings cannot be applied.
+    let tiers: ReturnType<typeof tiersOf> | undefined;
+    try {
+      tiers = tiersOf(records, cfg.settings.retention, engine.clock.now());
+    } catch {
+      tiers = undefined;
+    }
+    json({ dir, backups: records.map((r) => ({ id: r.id, path: r.path, store: r.store, object: r.object, format: r.format, size: r.archiveSize, storedBytes: r.archiveSize, kind: r.manifest.kind, created: r.manifest.created, source: r.manifest.source.path, verified: isVerified(r), verification: verificationState(r), probeFailed: probeOnlyFailure(r), pinned: !!r.state.pinned, sourceDamaged: r.manifest.sourceDamaged, tier: tiers?.get(r.id)?.tier, keptBecause: tiers?.get(r.id)?.reasons })), broken });
     return EXIT.ok;
   }
   if (!records.length) print(`no backups in ${dir}`);
@@ -277,9 +299,26 @@ async function cmdVerify(argv: string[], engine: Engine): Promise<number> {
 }
 
 async function cmdRestore(argv: string[], engine: Engine): Promise<number> {
-  const { opts, pos } = parse(argv, { to: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' }, dir: { type: 'string' } });
+  const { opts, pos } = parse(argv, { to: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' }, dir: { type: 'string' }, table: { type: 'string' } });
   if (pos.length !== 1) throw new UsageError('restore needs exactly one backup (its path or id)');
   const archive = await resolveBackup(pos[0], opts, engine);
+  if (typeof opts.table === 'string') {
+    if (!opts.table) throw new UsageError('--table needs the name of a table');
+    if (opts.force) throw new UsageError('--force does not apply to --table: one table is always restored through SQLite, in one transaction');
+    const target = typeof opts.to === 'string' ? path.resolve(opts.to) : (await engine.manifestOf(archive)).source.path;
+    const cfg = loadSettings(path.dirname(target), target);
+    const r = await engine.restoreTable(archive, { table: opts.table, to: target, settings: cfg.settings });
+    if (opts.json) {
+      json({ target: r.target, table: r.table, restored: r.manifest.id, rows: r.rows, before: r.before, preRestore: r.preRestore.path, foreignKeyViolations: r.foreignKeyViolationCount, firstViolations: r.foreignKeyViolations, triggers: r.triggers });
+    } else {
+      print(`restored table ${r.table} of ${r.target} from ${r.manifest.id}: ${r.before} rows replaced by ${r.rows}`);
+      print(`the previous state is saved in ${r.preRestore.path}`);
+      if (r.foreignKeyViolationCount) {
+        print(`foreign keys: ${r.foreignKeyViolationCount} violation(s) now, e.g. ${r.foreignKeyViolations.slice(0, 3).map((v) => `${v.table} rowid ${v.rowid} -> ${v.parent}`).join('; ')}`);
+      }
+    }
+    return EXIT.ok;
+  }
   // The settings of the database being restored (its lifeboat.json or workspace settings).
   const target = typeof opts.to === 'string' ? path.resolve(opts.to) : (await engine.manifestOf(archive)).source.path;
   const cfg = loadSettings(path.dirname(target), target);
@@ -295,6 +334,61 @@ async function cmdRestore(argv: string[], engine: Engine): Promise<number> {
     if (res.preRestore) print(`the previous state is saved in ${res.preRestore.path}`);
     if (res.rawCopy) print(`the previous file was not readable SQLite; its raw bytes are kept in ${res.rawCopy}`);
   }
+  return EXIT.ok;
+}
+
+async function cmdDiff(argv: string[], engine: Engine): Promise<number> {
+  const { opts, pos } = parse(argv, {
+    live: { type: 'string' },
+    table: { type: 'string' },
+    rows: { type: 'boolean' },
+    limit: { type: 'string' },
+    offset: { type: 'string' },
+    json: { type: 'boolean' },
+    dir: { type: 'string' },
+  });
+  if (pos.length < 1 || pos.length > 2) throw new UsageError('diff needs a backup, and a second backup or --live <db>');
+  if (pos.length === 2 && typeof opts.live === 'string') throw new UsageError('diff compares a backup with a second backup or with --live <db>, not both');
+  if (pos.length === 1 && typeof opts.live !== 'string') throw new UsageError('diff needs a second backup or --live <db>');
+  const count = (flag: 'limit' | 'offset', dflt: number) => {
+    const v = opts[flag];
+    if (v === undefined) return dflt;
+    if (typeof v !== 'string' || !/^\d+$/.test(v)) throw new UsageError(`--${flag} must be a whole number, not ${String(v)}`);
+    return Number(v);
+  };
+  const older = await resolveBackup(pos[0], opts, engine);
+  let newer: string | { live: string };
+  if (typeof opts.live === 'string') {
+    const live = path.resolve(opts.live);
+    if (!(await fs.stat(live).then((st) => st.isFile(), () => false))) throw new BackupError('notFound', `--live ${live}: no such database file`, { path: live });
+    newer = { live };
+  } else newer = await resolveBackup(pos[1], opts, engine);
+  const r = await engine.diff(older, newer, { table: typeof opts.table === 'string' ? opts.table : undefined, rows: !!opts.rows, limit: count('limit', 1000), offset: count('offset', 0) });
+  if (opts.json) {
+    json(r);
+    return EXIT.ok;
+  }
+  const sch = r.schema;
+  for (const o of sch.added) print(`+ ${o.type} ${o.name}`);
+  for (const o of sch.removed) print(`- ${o.type} ${o.name}`);
+  for (const o of sch.changed) {
+    const c = o.columns;
+    const cols = c ? [...c.added.map((x) => `+${x}`), ...c.removed.map((x) => `-${x}`), ...c.changed.map((x) => `~${x}`)].join(' ') : '';
+    print(`~ ${o.type} ${o.name}${cols ? ` (columns ${cols})` : ''}`);
+  }
+  const names = Object.keys(r.tables);
+  const width = Math.max(5, ...names.map((n) => n.length));
+  for (const n of names) {
+    const t = r.tables[n];
+    print(`${n.padEnd(width)}  +${t.added} -${t.removed} ~${t.changed}  by ${t.key}`);
+    if (t.rows) {
+      for (const x of t.rows.added) print(`  + ${JSON.stringify(x)}`);
+      for (const x of t.rows.removed) print(`  - ${JSON.stringify(x)}`);
+      for (const x of t.rows.changed) print(`  ~ ${JSON.stringify(x.old)} -> ${JSON.stringify(x.new)}`);
+    }
+  }
+  for (const [n, why] of Object.entries(r.notCompared)) print(`${n.padEnd(width)}  not compared: ${why}`);
+  if (!sch.added.length && !sch.removed.length && !sch.changed.length && names.every((n) => !r.tables[n].added && !r.tables[n].removed && !r.tables[n].changed)) print('no differences');
   return EXIT.ok;
 }
 
@@ -460,6 +554,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdRestore(rest, engine);
       case 'export':
         return await cmdExport(rest, engine);
+      case 'diff':
+        return await cmdDiff(rest, engine);
       case 'log':
         return await cmdLog(rest, engine);
       case 'run':

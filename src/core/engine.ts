@@ -10,6 +10,8 @@ import { repoV2 } from './format/repoV2';
 import { SNAPSHOT_FOLDER } from './format/repo/snapshotManifest';
 import { zipV1 } from './format/zipV1';
 import { canonicalPath } from './fsutil';
+import type { DiffOptions, DiffReport } from './inspect/diffSql';
+import { diffSides, restoreTable, type DiffSide, type InspectDeps, type TableRestoreOptions, type TableRestoreOutcome } from './inspect/inspect';
 import { isVerified, type BackupRecord, type Manifest } from './model';
 import { exportBackup, type ExportOptions, type ExportResult } from './restore/export';
 import { restoreBackup, type RestoreOptions, type RestoreResult } from './restore/restore';
@@ -22,7 +24,7 @@ import { LocalDirStore } from './store/localDirStore';
 import { restoreTest, verifyBackup, type VerifyResult } from './verify/backupCheck';
 
 export { LIFEBOAT_VERSION };
-export type { BackupOptions, BackupResult, ExportOptions, ExportResult, RestoreOptions, RestoreResult, VerifyResult };
+export type { BackupOptions, BackupResult, DiffOptions, DiffReport, ExportOptions, ExportResult, RestoreOptions, RestoreResult, TableRestoreOptions, TableRestoreOutcome, VerifyResult };
 
 /** What the engine needs from its host: one object instead of globals. */
 export interface EngineContext {
@@ -157,6 +159,30 @@ export class Engine {
     const res = await exportBackup(catalog, format, object, o);
     await catalog.record({ op: 'export', level: 'info', db: res.manifest.source.path, backup: res.manifest.id, message: `exported ${res.manifest.id} to ${res.path} (${res.as})` });
     return res;
+  }
+
+  /**
+   * What changed from backup `older` to backup `newer`, or to the live database
+   * `{ live: path }` (snapshotted first): schema objects added, removed and changed, and
+   * per table the rows added, removed and changed (see inspect/diffSql.ts).
+   */
+  diff(older: string, newer: string | { live: string }, o: DiffOptions & { signal?: AbortSignal; onProgress?: ProgressListener } = {}): Promise<DiffReport> {
+    const side = (s: string | { live: string }): DiffSide => (typeof s === 'string' ? { backup: this.locate(s) } : { live: s.live });
+    return diffSides(this.inspectDeps(), side(older), side(newer), o);
+  }
+
+  /** Replaces one table of the live database (or `o.to`) with the backup's, through SQLite, after a pre-restore backup: see `restoreTable`. */
+  restoreTable(backupPath: string, o: TableRestoreOptions): Promise<TableRestoreOutcome> {
+    return restoreTable(this.inspectDeps(), this.locate(backupPath), o);
+  }
+
+  private inspectDeps(): InspectDeps {
+    return {
+      clock: this.clock,
+      logger: this.logger,
+      queue: this.queue,
+      preRestoreBackup: (db, preCatalog, bo) => runBackup(this, db, preCatalog, { ...bo, dir: preCatalog.dir, store: preCatalog.store }),
+    };
   }
 
   /** Plans rotation of a directory's backups and, unless `dryRun`, applies it: see `rotateStore`. */

@@ -92,6 +92,13 @@ describe('lifeboat pin, unpin and rotate', () => {
     const pinnedKeep = p.keep.find((k: { id: string }) => made[1].endsWith(`${k.id}.json`));
     assert.ok(pinnedKeep.reasons.includes('pinned'), JSON.stringify(pinnedKeep));
     assert.equal(pinnedKeep.tier, 'manual');
+    // list --json shows each backup under the tier the plan (and the tree) gives it: the
+    // newest scheduled one under daily, not under monthly, with every reason kept.
+    type Listed = { path: string; tier: string; keptBecause: string[] };
+    const listed = new Map((list.backups as Listed[]).map((b) => [b.path, b]));
+    assert.deepEqual(made.map((m) => listed.get(m)?.tier), ['manual', 'manual', 'daily']);
+    assert.deepEqual(listed.get(made[2])!.keptBecause, ['within 2d', 'daily #1', 'weekly #1', 'monthly #1', 'newest verified']);
+    for (const k of p.keep as { id: string; tier: string }[]) assert.equal([...listed.values()].find((b) => b.path.endsWith(`${k.id}.json`))?.tier, k.tier, k.id);
     const unpin = await lifeboat(['unpin', made[1]]);
     assert.equal(unpin.code, 0);
     const log = JSON.parse((await lifeboat(['log', '--dir', dir, '--json'])).stdout).map((e: { op: string }) => e.op);

@@ -313,6 +313,32 @@ describe('dedup', () => {
     assert.ok((await h.engine.verifyArchive(first.path, settings())).ok);
   });
 
+  test('an unchanged database: packs hashed intact within the last day are not hashed again; a day later they are, and damage is found', async () => {
+    const h = harness('dedup-unchanged-recent');
+    makeDb(h.db, { pageSize: 4096, rows: 500 });
+    await h.backup();
+    sqlite(h.db, 'UPDATE items SET qty = qty + 1 WHERE id = 7;');
+    const changed = await h.backup(); // hashes its parent's packs: noted in the cache
+    const [pack] = changed.manifest.repository!.packs.filter((p) => !changed.manifest.repository!.added.packs.includes(p));
+    assert.ok(pack, 'the changed backup reuses a pack of its parent');
+    const file = path.join(h.dir, pack);
+    const ix = await readPackIndex(h.store(), pack);
+    // A flipped byte inside a block: the index still reads, only hashing the pack finds it.
+    flip(file, ix.blocks[0].offset + Math.floor(ix.blocks[0].compressedLength / 2));
+    const soon = await h.backup();
+    assert.equal(soon.manifest.repository!.unchangedFrom, changed.id, 'within a day: a manifest over the same packs, not hashed again');
+    h.clock.advance(DAY);
+    const later = await h.backup();
+    const r = later.manifest.repository!;
+    assert.equal(r.unchangedFrom, undefined, 'a day later the pack is hashed again: the damage is found, no manifest-only backup');
+    assert.ok(!r.packs.includes(pack), 'it does not point at the damaged pack: those pages are stored again');
+    assert.ok((await h.rebuild(later)).equals((await h.v1()).image));
+    // The backups that used the damaged pack were marked when it was found.
+    const state = (await h.engine.list(h.dir)).records.find((x) => x.id === soon.id)!.state;
+    assert.equal(state.lastVerify?.status, 'failed');
+    assert.match(state.lastVerify!.problems.join('; '), /damaged pack/);
+  });
+
   test('a backup a check found damaged is not a parent: its hashes (cached) would point at the damage', async () => {
     const h = harness('dedup-damaged-parent');
     makeDb(h.db, { pageSize: 4096, rows: 500 });

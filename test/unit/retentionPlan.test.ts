@@ -168,7 +168,7 @@ test('each database is rotated separately', () => {
   assert.deepEqual(reasonsOf(plan, 'b3'), ['daily #1', 'newest verified']);
 });
 
-test('tiers: the longest-lived rule that keeps a backup; keepWithin only shows as daily', () => {
+test('tiers: the shortest-lived rule that keeps a backup (the newest is daily, not monthly); keepWithin only shows as daily', () => {
   // Wednesday 2026-06-10 back to Sunday 2026-05-31 (ISO week 22), and April.
   const recs = [
     makeRecord('wed10', june(10, 9)),
@@ -184,7 +184,7 @@ test('tiers: the longest-lived rule that keeps a backup; keepWithin only shows a
   assert.deepEqual(
     plan.keep.map((k) => [k.id, k.tier, k.reasons]),
     [
-      ['wed10', 'monthly', ['within 12h', 'daily #1', 'weekly #1', 'monthly #1', 'newest verified']],
+      ['wed10', 'daily', ['within 12h', 'daily #1', 'weekly #1', 'monthly #1', 'newest verified']],
       ['wed10early', 'daily', ['within 12h']],
       ['tue9', 'daily', ['daily #2']],
       ['sun7', 'weekly', ['weekly #2']],
@@ -196,6 +196,7 @@ test('tiers: the longest-lived rule that keeps a backup; keepWithin only shows a
   const tiers = tiersOf(recs, retention, NOW);
   assert.equal(tiers.size, recs.length);
   assert.equal(tiers.get('sun7')?.tier, 'weekly');
+  assert.equal(tiers.get('wed10')?.tier, 'daily');
 });
 
 test('invalid settings and manifests are refused by name', () => {
@@ -286,7 +287,13 @@ test("acceptance: 400 days of daily backups with gaps keep exactly the design's 
   assert.ok(last - oldestDailyMs > 35 * DAY, 'daily 30 spans the gap');
   const byTier = (tier: string) => plan.keep.filter((k) => k.tier === tier).length;
   assert.equal(byTier('manual'), manual.length);
-  assert.ok(byTier('monthly') >= 12 && byTier('weekly') > 0 && byTier('daily') > 0);
+  // Each under the shortest-lived rule that keeps it.
+  const weeklyOnly = weeks.ids.filter((id) => !days.ids.includes(id));
+  const monthlyOnly = months.ids.filter((id) => !days.ids.includes(id) && !weeks.ids.includes(id));
+  assert.equal(byTier('monthly'), monthlyOnly.length);
+  assert.equal(byTier('weekly'), weeklyOnly.length);
+  assert.equal(byTier('daily'), plan.keep.length - manual.length - weeklyOnly.length - monthlyOnly.length);
+  assert.ok(monthlyOnly.length > 0 && weeklyOnly.length > 0, `${monthlyOnly.length} monthly, ${weeklyOnly.length} weekly`);
   // Run on the defaults without force, the first rotation of a long history is refused (it removes most of it).
   const unforced = planRotation(records, DEFAULT_SETTINGS.retention, now);
   assert.match(unforced.refused ?? '', /more than half/);

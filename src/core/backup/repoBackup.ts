@@ -77,7 +77,10 @@ export async function runRepoBackup(
       // this is not repeated (the backup below then stores every page).
       const sound = await pageHashesOf(store, p.manifest).then(
         async () => {
-          damagedParentPacks = await damagedPacks(store, p.manifest.repository!.packs, o.signal);
+          // A manifest-only backup shares the parent's packs as they are: those hashed
+          // intact within the last day are not read again (the next changed backup, the
+          // restore test and verify --deep read them).
+          damagedParentPacks = await damagedPacks(store, p.manifest.repository!.packs, o.signal, { skipCheckedWithinMs: DAY_MS, now: deps.clock.now().getTime() });
           return !damagedParentPacks.length;
         },
         (e: unknown) => {
@@ -201,7 +204,7 @@ async function knownPagesOf(
   signal?: AbortSignal,
 ): Promise<KnownPages | undefined> {
   const r = parent.manifest.repository!;
-  const bad = await damagedPacks(catalog.store, r.packs.filter((x) => !excluded.has(x)), signal);
+  const bad = await damagedPacks(catalog.store, r.packs.filter((x) => !excluded.has(x)), signal, { now: deps.clock.now().getTime() });
   if (bad.length) {
     await markDamaged(deps.clock, deps.logger, catalog, bad);
     for (const b of bad) excluded.add(b);

@@ -14,6 +14,7 @@ export type LogOp =
   | 'restore.start'
   | 'restore.ok'
   | 'restore.failed'
+  | 'restore.table'
   | 'restoreTest.ok'
   | 'restoreTest.failed'
   | 'rotate.delete'

@@ -8,6 +8,7 @@ import { LocalDirStore, META_FOLDER } from '../store/localDirStore';
 import type { BackupStore, StoredObject } from '../store/store';
 import type { LogEntry } from './backupLog';
 import type { LockOptions } from './lock';
+import { withoutPageMap } from '../format/repo/snapshotManifest';
 
 const INDEX = `${META_FOLDER}/index.json`;
 const STATE = `${META_FOLDER}/state.json`;
@@ -117,10 +118,10 @@ export class Catalog {
         let manifest: Manifest;
         const cached = index.entries[obj.name];
         if (cached && cached.size === obj.size && cached.mtimeMs === obj.mtimeMs) {
-          manifest = cached.manifest;
+          manifest = withoutPageMap(cached.manifest);
         } else {
           try {
-            manifest = await format.readManifest(this.store, obj.name);
+            manifest = withoutPageMap(await format.readManifest(this.store, obj.name));
           } catch (e) {
             if (BackupError.is(e, 'notFound')) continue; // deleted meanwhile
             broken.push({ path: this.locate(obj.name), object: obj.name, error: (e as Error).message });

@@ -193,11 +193,21 @@ function decideDatabase(entries: Entry[], rules: Rules, now: Date, out: Map<numb
   }
 }
 
+/**
+ * The tier a kept backup is shown under: manual and pinned ones under Manual, migration
+ * and pre-restore ones under Migrations, the others under the shortest-lived rule that
+ * keeps them, as people read backups by age (Time Machine, Duplicati): Daily while the
+ * daily rule keeps one (the newest is also this week's and this month's), then Weekly,
+ * then Monthly as the shorter rules let it go. Kept by no count rule (keepWithin, newest
+ * verified): Daily.
+ */
 function tierOf(r: BackupRecord, reasons: string[]): Tier {
   if (r.manifest.kind === 'manual' || r.state.pinned === true) return 'manual';
   if (EVENT.has(r.manifest.kind)) return 'migrations';
-  if (reasons.some((s) => s.startsWith('monthly #') || s === 'oldest monthly')) return 'monthly';
-  if (reasons.some((s) => s.startsWith('weekly #') || s === 'oldest weekly')) return 'weekly';
+  const by = (rule: string) => reasons.some((s) => s.startsWith(`${rule} #`) || s === `oldest ${rule}`);
+  if (by('daily')) return 'daily';
+  if (by('weekly')) return 'weekly';
+  if (by('monthly')) return 'monthly';
   return 'daily';
 }
 

@@ -4,6 +4,7 @@
  */
 import type { BackupErrorReason } from '../errors';
 import type { Progress } from '../context';
+import type { DiffJob, TableRestoreJob } from '../inspect/inspectJob';
 import type { RestoreJob } from '../restore/nodeRestore';
 import type { SnapshotJob } from '../snapshot/nodeSnapshot';
 import type { VerifyJob } from '../verify/nodeVerify';
@@ -14,7 +15,7 @@ export interface JobBase {
   nice?: number;
 }
 
-export type SqliteJob = SnapshotJob | VerifyJob | RestoreJob;
+export type SqliteJob = SnapshotJob | VerifyJob | RestoreJob | DiffJob | TableRestoreJob;
 
 /** What a job's code is given inside the worker. */
 export interface JobContext {

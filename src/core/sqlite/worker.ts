@@ -11,6 +11,7 @@
 import { setPriority } from 'node:os';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { BackupError } from '../errors';
+import { runDiffJob, runTableRestoreJob } from '../inspect/inspectJob';
 import { runRestoreJob } from '../restore/nodeRestore';
 import { runSnapshotJob } from '../snapshot/nodeSnapshot';
 import { runVerifyJob } from '../verify/nodeVerify';
@@ -24,6 +25,10 @@ async function dispatch(job: SqliteJob, ctx: JobContext): Promise<unknown> {
       return runVerifyJob(job, ctx);
     case 'restore':
       return runRestoreJob(job, ctx);
+    case 'diff':
+      return runDiffJob(job);
+    case 'restoreTable':
+      return runTableRestoreJob(job);
   }
 }
 

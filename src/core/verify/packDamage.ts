@@ -5,10 +5,47 @@ import type { BackupRecord, VerifyReport } from '../model';
 import type { BackupStore } from '../store/store';
 import { isoLocal } from '../time';
 
-/** The packs of `packs` whose bytes no longer hash to their name. */
-export async function damagedPacks(store: BackupStore, packs: string[], signal?: AbortSignal): Promise<string[]> {
+/** When each pack last hashed intact (ms), kept in the store's local cache. */
+const CHECKED = '.lifeboat/cache/packs-checked.json';
+/** Entries older than this are dropped from the cache. */
+const CHECKED_KEEP_MS = 30 * 24 * 3600 * 1000;
+
+async function readChecked(store: BackupStore): Promise<Record<string, number>> {
+  try {
+    const v = JSON.parse((await store.readBytes(CHECKED)).toString('utf8')) as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, number>) : {};
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * The packs of `packs` whose bytes no longer hash to their name. Every pack is hashed,
+ * except, with `skipCheckedWithinMs`, those that hashed intact less than that long before
+ * `now` (a cache in the store; losing it costs hashing again). Packs found intact are
+ * noted in the cache, damaged ones dropped from it.
+ */
+export async function damagedPacks(store: BackupStore, packs: string[], signal?: AbortSignal, o: { skipCheckedWithinMs?: number; now?: number } = {}): Promise<string[]> {
+  const now = o.now ?? Date.now();
+  const checked = await readChecked(store);
   const bad: string[] = [];
-  for (const p of packs) if (!(await packIntact(store, p, signal))) bad.push(p);
+  let changed = false;
+  for (const p of packs) {
+    const at = checked[p];
+    if (o.skipCheckedWithinMs && typeof at === 'number' && now - at >= 0 && now - at < o.skipCheckedWithinMs) continue;
+    const intact = await packIntact(store, p, signal);
+    if (intact) checked[p] = now;
+    else {
+      bad.push(p);
+      delete checked[p];
+    }
+    changed = true;
+  }
+  if (changed) {
+    for (const [k, at] of Object.entries(checked)) if (typeof at !== 'number' || now - at > CHECKED_KEEP_MS) delete checked[k];
+    // A cache: a failure to write it costs hashing again next time.
+    await store.writeBytes(CHECKED, JSON.stringify(checked)).catch(() => undefined);
+  }
   return bad;
 }
 

@@ -153,14 +153,15 @@ suite('Lifeboat: activation and Back Up Now', () => {
 });
 
 suite('Lifeboat: tiers', () => {
-  test('dated backups of several kinds land in Daily, Weekly, Monthly, Manual and Migrations', async () => {
+  test('dated backups of several kinds land in Daily, Weekly, Monthly (each under the shortest-lived rule that keeps it), Manual and Migrations', async () => {
     const a = await api();
     await configure({ 'retention.daily': 7, 'retention.weekly': 4, 'retention.monthly': 12, 'retention.keepWithin': '' });
     const db = path.join(ws(), 'app.db');
     const dir = path.join(ws(), 'backups');
-    // Fixed past dates (local time): Wed 12 Mar is March's newest (monthly), Tue 11 and
-    // Mon 10 Mar are daily only, Mon 3 Mar is the newest of its ISO week (weekly), 15 Jan
-    // is January's newest (monthly); 5 Mar is a migration backup.
+    // Fixed past dates (local time): Wed 12 Mar is the newest (daily, also its week's and
+    // March's: shown under Daily, the shortest-lived rule that keeps it), Tue 11 and Mon 10
+    // Mar are daily only, Mon 3 Mar is the newest of its ISO week (weekly), 15 Jan is
+    // January's newest (monthly); 5 Mar is a migration backup.
     const at = (m: number, d: number) => new Date(2025, m - 1, d, 2, 0, 0);
     await seedBackups(db, dir, [
       { at: at(1, 15), kind: 'scheduled' },
@@ -177,15 +178,18 @@ suite('Lifeboat: tiers', () => {
     });
     assert.deepEqual(
       tiers.map((t) => `${t.label} ${t.description}`),
-      ['Daily 2', 'Weekly 1', 'Monthly 2', 'Manual 1', 'Migrations 1'],
+      ['Daily 3', 'Weekly 1', 'Monthly 1', 'Manual 1', 'Migrations 1'],
     );
     const day = (t: string) => tiers.find((x) => x.label === t)!.children.map((r) => new Date(Date.parse((r.node as { record: { manifest: { created: string } } }).record.manifest.created)).getDate());
-    assert.deepEqual(day('Daily'), [11, 10]);
+    assert.deepEqual(day('Daily'), [12, 11, 10]);
     assert.deepEqual(day('Weekly'), [3]);
-    assert.deepEqual(day('Monthly'), [12, 15]);
+    assert.deepEqual(day('Monthly'), [15]);
     assert.deepEqual(day('Migrations'), [5]);
     const monthly = tiers.find((x) => x.label === 'Monthly')!.children[0];
-    assert.match((a.tree.getTreeItem(monthly.node).tooltip as vscode.MarkdownString).value, /monthly \\#1/);
+    assert.match((a.tree.getTreeItem(monthly.node).tooltip as vscode.MarkdownString).value, /monthly \\#2/);
+    // The newest keeps every reason in its tooltip.
+    const newest = tiers.find((x) => x.label === 'Daily')!.children[0];
+    assert.match((a.tree.getTreeItem(newest.node).tooltip as vscode.MarkdownString).value, /daily \\#1; weekly \\#1; monthly \\#1/);
   });
 });
 

@@ -127,8 +127,8 @@ suite('Lifeboat: v1 zips and v2 snapshots in one backup directory', () => {
     rmSync(backupsDir(), { recursive: true, force: true });
     sqlite(dbPath(), 'CREATE TABLE mixed_probe(x INTEGER); INSERT INTO mixed_probe VALUES (1);');
     // Fixed past dates (local time), each in the format a folder that switched formats
-    // would have: Wed 12 Mar is March's newest (monthly), Tue 11 and Mon 10 Mar are daily
-    // only, Mon 3 Mar is the newest of its ISO week (weekly), 15 Jan is January's newest
+    // would have: Wed 12 Mar is the newest (daily, also its week's and March's: shown under
+    // Daily), Tue 11 and Mon 10 Mar are daily only, Mon 3 Mar is the newest of its ISO week (weekly), 15 Jan is January's newest
     // (monthly); 5 Mar is a migration backup, 6 Mar a manual one. The database changes
     // between some of them, so v2 backups store new pages as well as share old ones.
     const seed = async (m: number, d: number, kind: BackupKind, format: 'zip' | 'repository') => {
@@ -190,13 +190,13 @@ suite('Lifeboat: v1 zips and v2 snapshots in one backup directory', () => {
     });
     assert.deepEqual(
       tiers.map((t) => `${t.label} ${t.description}`),
-      ['Daily 2', 'Weekly 1', 'Monthly 2', 'Manual 1', 'Migrations 1'],
+      ['Daily 3', 'Weekly 1', 'Monthly 1', 'Manual 1', 'Migrations 1'],
     );
     const byTier = await tiersOf(a);
     const shown = (t: string) => byTier.get(t)!.map((r) => `${new Date(Date.parse(r.manifest.created)).getDate()} ${r.format}`);
-    assert.deepEqual(shown('Daily'), ['11 repository', '10 zip'], 'one tier holds both formats, newest first');
+    assert.deepEqual(shown('Daily'), ['12 repository', '11 repository', '10 zip'], 'one tier holds both formats, newest first');
     assert.deepEqual(shown('Weekly'), ['3 zip']);
-    assert.deepEqual(shown('Monthly'), ['12 repository', '15 repository']);
+    assert.deepEqual(shown('Monthly'), ['15 repository']);
     assert.deepEqual(shown('Manual'), ['6 repository']);
     assert.deepEqual(shown('Migrations'), ['5 zip']);
     for (const [, records] of byTier) {

@@ -1,9 +1,8 @@
 import { BackupError } from '../../errors';
-import type { Manifest } from '../../model';
 import type { BackupStore } from '../../store/store';
 import { liveLeases } from './leases';
-import { repack, repackCandidates, type ManifestAt, type RepackCandidate, type RepackResult } from './repack';
-import { isSnapshotObject, PACK_FOLDER, readSnapshotManifest, referencedPacks, SNAPSHOT_FOLDER } from './snapshotManifest';
+import { PackUsage, repack, repackCandidates, type RepackCandidate, type RepackResult } from './repack';
+import { isSnapshotObject, PACK_FOLDER, readSnapshotManifest, SNAPSHOT_FOLDER } from './snapshotManifest';
 
 export interface PrunePlan {
   /** Packs no remaining backup uses, to delete. */
@@ -29,21 +28,29 @@ export async function planPrune(store: BackupStore, o: { removing?: ReadonlySet<
   return (await survey(store, o)).plan;
 }
 
-async function survey(store: BackupStore, o: { removing?: ReadonlySet<string>; repack?: boolean }): Promise<{ plan: PrunePlan; manifests: ManifestAt[] }> {
+/**
+ * One pass over the manifests, one at a time (a store's maps together can be far larger
+ * than memory should hold): the packs they use and, for repacking, which entries of each
+ * pack they use and which manifests use each pack.
+ */
+async function survey(store: BackupStore, o: { removing?: ReadonlySet<string>; repack?: boolean }): Promise<{ plan: PrunePlan; usage: PackUsage }> {
   const packs = await store.list(PACK_FOLDER);
   const plan: PrunePlan = { packs: [], bytes: 0, heldByRunningBackups: 0, repack: [] };
-  const manifests: ManifestAt[] = [];
-  if (!packs.length) return { plan, manifests };
+  const usage = new PackUsage();
+  if (!packs.length) return { plan, usage };
+  const used = new Set<string>();
   for (const obj of await store.list(SNAPSHOT_FOLDER)) {
     if (!isSnapshotObject(obj.name) || o.removing?.has(obj.name)) continue;
+    let m;
     try {
-      manifests.push({ object: obj.name, manifest: await readSnapshotManifest(store, obj.name) });
+      m = await readSnapshotManifest(store, obj.name);
     } catch (e) {
       if (BackupError.is(e, 'notFound')) continue;
-      return { plan: { ...plan, refused: `no pack was deleted: ${(e as Error).message}` }, manifests: [] };
+      return { plan: { ...plan, refused: `no pack was deleted: ${(e as Error).message}` }, usage: new PackUsage() };
     }
+    for (const p of m.repository?.packs ?? []) used.add(p);
+    if (o.repack) usage.add(obj.name, m);
   }
-  const used = referencedPacks(manifests.map((m) => m.manifest));
   const leases = await liveLeases(store);
   const held = new Set(leases.flatMap((l) => l.packs));
   const since = Math.min(...leases.map((l) => l.startedMs));
@@ -62,8 +69,8 @@ async function survey(store: BackupStore, o: { removing?: ReadonlySet<string>; r
     plan.packs.push({ name: p.name, size: p.size });
     plan.bytes += p.size;
   }
-  if (o.repack) plan.repack = await repackCandidates(store, manifests, free);
-  return { plan, manifests };
+  if (o.repack) plan.repack = await repackCandidates(store, usage, free);
+  return { plan, usage };
 }
 
 /**
@@ -78,7 +85,7 @@ export async function prune(
   onDelete?: (plan: PrunePlan) => Promise<void>,
   o: { repack?: boolean; onRepack?: (r: RepackResult) => Promise<void>; signal?: AbortSignal } = {},
 ): Promise<PrunePlan> {
-  const { plan, manifests } = await survey(store, { repack: o.repack });
+  const { plan, usage } = await survey(store, { repack: o.repack });
   if (plan.refused) return plan;
   if (plan.packs.length) {
     await onDelete?.(plan);
@@ -87,7 +94,7 @@ export async function prune(
   if (!plan.repack.length) return plan;
   // Sweeps what a repack killed midway left in the scratch folder.
   await store.open();
-  const done = await repack(store, manifests, plan.repack, o.signal);
+  const done = await repack(store, usage, plan.repack, o.signal);
   await o.onRepack?.(done);
   // The repacked packs are used by nothing now.
   const after = await survey(store, {});

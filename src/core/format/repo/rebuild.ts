@@ -6,7 +6,7 @@ import { crashPoint } from '../../faults';
 import type { Manifest } from '../../model';
 import type { BackupStore } from '../../store/store';
 import { readPackBlock } from './pack';
-import { PackIndexes, rootOf } from './snapshotManifest';
+import { PackIndexes, rootOf, requirePageMap } from './snapshotManifest';
 
 const HASH = 32;
 /** Decoded blocks kept while rebuilding, in bytes (a block is up to 64 pages). */
@@ -37,6 +37,7 @@ export async function rebuildImage(
   o: { signal?: AbortSignal; onProgress?: ProgressListener } = {},
 ): Promise<{ sha256: string; size: number }> {
   const r = m.repository!;
+  requirePageMap(r);
   const indexes = new PackIndexes(store);
   const whole = createHash('sha256');
   const hashes = Buffer.alloc(r.pageCount * HASH);

@@ -16,7 +16,7 @@ import type { Manifest } from '../../model';
 import { scratchFile, type BackupStore } from '../../store/store';
 import { checkPack, PackWriter, readPackBlock, readPackIndex, type PackIndex } from './pack';
 import { pagesOf, toExtents, type PageRef } from './pageMap';
-import { PackIndexes, pageHashesOf, sealManifest } from './snapshotManifest';
+import { PackIndexes, pageHashesOf, readSnapshotManifest, sealManifest } from './snapshotManifest';
 import { publishPack } from './writer';
 
 /** A pack is repacked when less than this share of its pages' bytes is still used. */
@@ -26,10 +26,42 @@ export const REPACK_MAX_PACKS = 4;
 /** Raw bytes of pages one new pack holds at most (as a backup's packs). */
 const PACK_RAW_BYTES = 64 * 1024 * 1024;
 
-/** A snapshot manifest and the object it was read from. */
-export interface ManifestAt {
-  object: string;
-  manifest: Manifest;
+/**
+ * Which entries of each pack the manifests use (a growing bitmap per pack), and which
+ * manifests use each pack: gathered one manifest at a time.
+ */
+export class PackUsage {
+  private readonly bits = new Map<string, Uint8Array>();
+  private readonly users = new Map<string, string[]>();
+
+  add(object: string, m: Manifest): void {
+    const r = m.repository!;
+    for (const p of r.packs) {
+      let u = this.users.get(p);
+      if (!u) this.users.set(p, (u = []));
+      u.push(object);
+    }
+    for (const [, count, pack, entry] of r.extents) {
+      const name = r.packs[pack];
+      let b = this.bits.get(name) ?? new Uint8Array(0);
+      if (entry + count > b.length) {
+        const grown = new Uint8Array(Math.max(entry + count, b.length * 2, 64));
+        grown.set(b);
+        b = grown;
+      }
+      b.fill(1, entry, entry + count);
+      this.bits.set(name, b);
+    }
+  }
+
+  used(pack: string, entry: number): boolean {
+    return this.bits.get(pack)?.[entry] === 1;
+  }
+
+  /** The manifests (objects) that use `pack`. */
+  usersOf(pack: string): string[] {
+    return this.users.get(pack) ?? [];
+  }
 }
 
 export interface RepackCandidate {
@@ -52,34 +84,16 @@ export interface RepackResult {
   damaged: string[];
 }
 
-/** Which entries of each pack the manifests use. */
-function liveEntries(manifests: ManifestAt[], packs: ReadonlySet<string>): Map<string, Set<number>> {
-  const live = new Map<string, Set<number>>();
-  for (const { manifest } of manifests) {
-    const r = manifest.repository!;
-    for (const [, count, pack, entry] of r.extents) {
-      const name = r.packs[pack];
-      if (!packs.has(name)) continue;
-      let s = live.get(name);
-      if (!s) live.set(name, (s = new Set()));
-      for (let k = 0; k < count; k++) s.add(entry + k);
-    }
-  }
-  return live;
-}
-
 /**
  * The packs among `packs` (used, and free to change: no running backup holds them) whose
  * used pages come to less than REPACK_BELOW of their pages' bytes, the most unused
  * REPACK_MAX_PACKS of them. Reads their indexes; a
  * pack whose index cannot be read is not a candidate (checks report it). Reads only.
  */
-export async function repackCandidates(store: BackupStore, manifests: ManifestAt[], packs: { name: string; size: number }[]): Promise<RepackCandidate[]> {
-  const live = liveEntries(manifests, new Set(packs.map((p) => p.name)));
+export async function repackCandidates(store: BackupStore, usage: PackUsage, packs: { name: string; size: number }[]): Promise<RepackCandidate[]> {
   const out: RepackCandidate[] = [];
   for (const p of packs) {
-    const used = live.get(p.name);
-    if (!used) continue;
+    if (!usage.usersOf(p.name).length) continue;
     let index: PackIndex;
     try {
       index = await readPackIndex(store, p.name);
@@ -91,7 +105,7 @@ export async function repackCandidates(store: BackupStore, manifests: ManifestAt
     let liveBytes = 0;
     for (let i = 0; i < index.count; i++) {
       rawBytes += index.lengths[i];
-      if (used.has(i)) liveBytes += index.lengths[i];
+      if (usage.used(p.name, i)) liveBytes += index.lengths[i];
     }
     if (liveBytes < REPACK_BELOW * rawBytes) out.push({ name: p.name, size: p.size, liveBytes, rawBytes });
   }
@@ -101,14 +115,14 @@ export async function repackCandidates(store: BackupStore, manifests: ManifestAt
 
 /**
  * Copies the used pages of `candidates` into new packs and rewrites every manifest that
- * points into them (see the file comment). Call under the store's lock, with `manifests`
- * every snapshot manifest in the store, read under that lock. Leaves the old packs for
- * prune to delete. A pack that reads back damaged is left as it is (listed in `damaged`).
+ * points into them (see the file comment). Call under the store's lock, with `usage`
+ * gathered from every snapshot manifest in the store under that lock. Leaves the old
+ * packs for prune to delete. A pack that reads back damaged is left as it is (listed in
+ * `damaged`).
  */
-export async function repack(store: BackupStore, manifests: ManifestAt[], candidates: RepackCandidate[], signal?: AbortSignal): Promise<RepackResult> {
+export async function repack(store: BackupStore, usage: PackUsage, candidates: RepackCandidate[], signal?: AbortSignal): Promise<RepackResult> {
   const result: RepackResult = { repacked: [], written: [], manifests: 0, damaged: [] };
   if (!candidates.length) return result;
-  const live = liveEntries(manifests, new Set(candidates.map((c) => c.name)));
   const scratch = await store.scratchDir();
   /** Old pack -> (old entry -> [new pack slot, new entry]). */
   const moved = new Map<string, Map<number, [number, number]>>();
@@ -130,15 +144,14 @@ export async function repack(store: BackupStore, manifests: ManifestAt[], candid
   try {
     for (const c of candidates) {
       if (signal?.aborted) throw new BackupError('cancelled', 'cancelled');
-      const used = live.get(c.name);
-      if (!used) continue;
+      if (!usage.usersOf(c.name).length) continue;
       const map = new Map<number, [number, number]>();
       try {
         const index = await readPackIndex(store, c.name);
         for (let b = 0; b < index.blocks.length; b++) {
           const blk = index.blocks[b];
           const wanted: number[] = [];
-          for (let k = 0; k < blk.entryCount; k++) if (used.has(blk.firstEntry + k)) wanted.push(blk.firstEntry + k);
+          for (let k = 0; k < blk.entryCount; k++) if (usage.used(c.name, blk.firstEntry + k)) wanted.push(blk.firstEntry + k);
           if (!wanted.length) continue;
           // Every page of the block is checked against its hash as it is read.
           const pages = await readPackBlock(store, c.name, index, b);
@@ -174,8 +187,11 @@ export async function repack(store: BackupStore, manifests: ManifestAt[], candid
 
   // Every manifest that points into a repacked pack, rewritten to point at the copies.
   const indexes = new PackIndexes(store);
-  for (const at of manifests) {
-    const r = at.manifest.repository!;
+  const objects = [...new Set([...moved.keys()].flatMap((p) => usage.usersOf(p)))].sort();
+  for (const object of objects) {
+    // Read again, one at a time (the lock holds them as they were surveyed).
+    const m0 = await readSnapshotManifest(store, object);
+    const r = m0.repository!;
     if (!r.packs.some((p) => moved.has(p))) continue;
     const packs: string[] = [];
     const slotOf = new Map<string, number>();
@@ -193,14 +209,14 @@ export async function repack(store: BackupStore, manifests: ManifestAt[], candid
       const to = moved.get(old)?.get(entry);
       refs.push(to ? { pack: slot(newPacks[to[0]]), entry: to[1] } : { pack: slot(old), entry });
     }
-    const manifest: Manifest = { ...at.manifest, repository: { ...r, packs, extents: toExtents(refs) }, seal: undefined };
+    const manifest: Manifest = { ...m0, repository: { ...r, packs, extents: toExtents(refs) }, seal: undefined };
     // The new map must add up to the same root (pageHashesOf checks it) before it replaces the old.
     await pageHashesOf(store, manifest, indexes);
     // Written in the scratch folder (swept after a crash), then renamed over the old one.
     const file = scratchFile(scratch, 'repack', '.json');
     try {
       await fs.writeFile(file, sealManifest(manifest));
-      await store.publishFile(file, at.object, { overwrite: true });
+      await store.publishFile(file, object, { overwrite: true });
     } catch (e) {
       await removeQuietly(file);
       throw fsError(e, file, 'rewriting a backup manifest');

@@ -13,6 +13,8 @@ const SNAPSHOT_EXT = '.json';
 /** A manifest bigger than this is not one Lifeboat wrote (a 1 GiB database's map is tens of KiB). */
 const MANIFEST_MAX_BYTES = 64 * 1024 * 1024;
 const HASH = 32;
+/** How a sealed manifest's text ends (sealManifest puts the seal last). */
+const SEAL_TAIL = /,"seal":"([0-9a-f]{64})"\}$/;
 
 export function snapshotObject(id: string, n = 1): string {
   return `${SNAPSHOT_FOLDER}/${n > 1 ? `${id}-${n}` : id}${SNAPSHOT_EXT}`;
@@ -61,15 +63,22 @@ export async function readSnapshotManifest(store: BackupStore, object: string): 
   if (st.size > MANIFEST_MAX_BYTES) throw bad(`a snapshot manifest of ${st.size} bytes is not one Lifeboat wrote`);
   const bytes = await store.readBytes(object);
   let json: unknown;
+  let text: string;
   try {
-    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    json = JSON.parse(text);
   } catch {
     throw bad('the snapshot manifest is not valid UTF-8 JSON (damaged or cut short)');
   }
   const m = parseManifest(json, where, [2]);
   // The seal covers the JSON as written (the schema's output may order keys differently).
+  // sealManifest writes it last, so the text before it is that JSON: hashed as it is,
+  // without serialising a large page map again.
   const { seal, ...body } = json as Record<string, unknown>;
-  if (createHash('sha256').update(JSON.stringify(body)).digest('hex') !== seal) throw bad('the snapshot manifest does not match its seal (damaged or edited)');
+  const tail = SEAL_TAIL.exec(text.slice(-80));
+  const hashOf = (t: string) => createHash('sha256').update(t).digest('hex');
+  const asWritten = tail && tail[1] === seal && hashOf(`${text.slice(0, text.length - tail[0].length)}}`) === seal;
+  if (!asWritten && hashOf(JSON.stringify(body)) !== seal) throw bad('the snapshot manifest does not match its seal (damaged or edited)');
   const r = m.repository!;
   if (r.pageSize !== m.image.pageSize || r.pageCount !== m.image.pageCount || r.pageSize * r.pageCount !== m.image.size) {
     throw bad(`the page map (${r.pageCount} pages of ${r.pageSize} bytes) does not match the image (${m.image.size} bytes)`);
@@ -77,6 +86,20 @@ export async function readSnapshotManifest(store: BackupStore, object: string): 
   const problems = extentProblems(r.extents, r.pageCount, r.packs.length);
   if (problems.length) throw bad(problems.slice(0, 3).join('; '));
   return m;
+}
+
+/**
+ * A manifest as listings keep it: without its page map, which grows with the database's
+ * history (a fragmented 1 GiB map is some 100,000 extents) and which only the code that
+ * reads pages needs; that code reads the manifest from the store (readSnapshotManifest).
+ */
+export function withoutPageMap(m: Manifest): Manifest {
+  return m.repository?.extents.length ? { ...m, repository: { ...m.repository, extents: [] } } : m;
+}
+
+/** Throws when `r` is a listed manifest's map (withoutPageMap): a bug, never a finding about a backup. */
+export function requirePageMap(r: RepositoryMap): void {
+  if (!r.extents.length && r.pageCount > 0) throw new Error('internal: a listed manifest has no page map; read the manifest from the store');
 }
 
 function locate(store: BackupStore, object: string): string {
@@ -105,6 +128,7 @@ export class PackIndexes {
  */
 export async function pageHashesOf(store: BackupStore, m: Manifest, indexes = new PackIndexes(store)): Promise<Buffer> {
   const r = m.repository!;
+  requirePageMap(r);
   const out = Buffer.alloc(r.pageCount * HASH);
   for (const [first, count, packNo, entry] of r.extents) {
     const pack = r.packs[packNo];

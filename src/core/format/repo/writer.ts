@@ -8,7 +8,7 @@ import { scratchFile, type BackupStore } from '../../store/store';
 import { checkPack, PackWriter, pageHash } from './pack';
 import { packIntact } from './packIntegrity';
 import type { Extent } from './pageMap';
-import { packObject, rootOf } from './snapshotManifest';
+import { packObject, requirePageMap, rootOf } from './snapshotManifest';
 
 const HASH = 32;
 /** Raw bytes of pages one pack holds at most (about 64 MiB): small enough to upload and resume. */
@@ -54,6 +54,7 @@ export class KnownPages {
   /** The pages of a snapshot: its page hashes (page order) and its map; none from the packs in `exclude`. */
   static fromSnapshot(map: RepositoryMap, hashes: Buffer, exclude?: ReadonlySet<string>): KnownPages {
     // Room for the parent's pages and for a new image that grew a little or changed a lot.
+    requirePageMap(map);
     const k = new KnownPages(Math.ceil(map.pageCount * 1.1) + 1024, hashes);
     k.slots.push(...map.packs);
     for (const [first, count, pack, entry] of map.extents) {

@@ -1,0 +1,137 @@
+/**
+ * Looking inside backups: the difference between a backup and another backup or a live
+ * database, and the restore of one table. Both work on images in a private temporary
+ * folder (a backup's image rebuilt or extracted and checked against its SHA-256; a live
+ * database snapshotted as a backup would), removed afterwards: nothing is restored into
+ * the workspace to look at it, and SQLite itself (in its worker thread) does the work.
+ */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { BackupResult, BackupOptions } from '../backup/backup';
+import type { Catalog } from '../catalog/catalog';
+import type { Clock, Logger, ProgressListener } from '../context';
+import type { Settings } from '../config';
+import { BackupError, fsError } from '../errors';
+import { canonicalPath } from '../fsutil';
+import type { BackupFormat } from '../format/format';
+import type { BackupRecord, Manifest } from '../model';
+import type { KeyedQueue } from '../schedule/queue';
+import { runSqliteJob } from '../sqlite/client';
+import { snapshotDatabase } from '../snapshot/liveSnapshot';
+import type { DiffOptions, DiffReport } from './diffSql';
+import type { TableRestoreResult } from './inspectJob';
+
+/** A backup as the engine located it. */
+export interface LocatedBackup {
+  catalog: Catalog;
+  object: string;
+  format: BackupFormat;
+}
+
+/** One side of a comparison: a backup, or a live database (snapshotted first). */
+export type DiffSide = { backup: LocatedBackup } | { live: string };
+
+export interface InspectDeps {
+  clock: Clock;
+  logger: Logger;
+  queue: KeyedQueue;
+  /** The pre-restore backup of the table restore's target, without rotation. */
+  preRestoreBackup(db: string, catalog: Catalog, o: Omit<BackupOptions, 'dir' | 'store'>): Promise<BackupResult>;
+}
+
+const BUSY_TIMEOUT_MS = 10_000;
+
+async function withScratch<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'lifeboat-inspect-'));
+  try {
+    return await fn(dir);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** An image of one side in `dir`; for a backup, its manifest too. */
+async function imageOf(deps: InspectDeps, side: DiffSide, dir: string, name: string, o: { signal?: AbortSignal; onProgress?: ProgressListener }): Promise<{ path: string; manifest?: Manifest }> {
+  const out = path.join(dir, `${name}.db`);
+  if ('live' in side) {
+    await snapshotDatabase(side.live, out, { signal: o.signal, clock: deps.clock, onProgress: o.onProgress, fsync: false });
+    return { path: out };
+  }
+  const { catalog, object, format } = side.backup;
+  const { manifest } = await format.extractImage(catalog.store, object, out, { signal: o.signal, onProgress: o.onProgress });
+  return { path: out, manifest };
+}
+
+/**
+ * What changed from `older` to `newer` (see diffSql.ts for how rows are matched). Reads
+ * only. BackupError: 'usage' for a table in neither database; as extractImage and
+ * snapshotDatabase for the sides; 'io' where the runtime has no node:sqlite.
+ */
+export async function diffSides(deps: InspectDeps, older: DiffSide, newer: DiffSide, o: DiffOptions & { signal?: AbortSignal; onProgress?: ProgressListener } = {}): Promise<DiffReport> {
+  return withScratch(async (dir) => {
+    const a = await imageOf(deps, older, dir, 'older', o);
+    const b = await imageOf(deps, newer, dir, 'newer', o);
+    o.onProgress?.({ phase: 'compare', done: 0, total: 0 });
+    const { table, rows, limit, offset } = o;
+    return runSqliteJob<DiffReport>({ op: 'diff', older: a.path, newer: b.path, options: { table, rows, limit, offset } }, { signal: o.signal, label: 'diff' });
+  });
+}
+
+export interface TableRestoreOptions {
+  table: string;
+  /** The database to restore the table into; default the backup's source. */
+  to?: string;
+  settings: Settings;
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+}
+
+export interface TableRestoreOutcome extends TableRestoreResult {
+  target: string;
+  table: string;
+  manifest: Manifest;
+  preRestore: BackupRecord;
+}
+
+/**
+ * Replaces one table of a live database with the backup's, through SQLite in one
+ * transaction (the app sees it at commit), after a `pre-restore` backup of the database
+ * into the backup's store; every other table stays as it was. Runs in the target's queue.
+ * Refused, changing nothing, when the table is missing or defined differently (saying
+ * what differs), when the target is missing, or when the pre-restore backup fails.
+ */
+export async function restoreTable(deps: InspectDeps, backup: LocatedBackup, o: TableRestoreOptions): Promise<TableRestoreOutcome> {
+  const manifest0 = await backup.format.readManifest(backup.catalog.store, backup.object);
+  const given = path.resolve(o.to ?? manifest0.source.path);
+  try {
+    const st = await fs.stat(given);
+    if (!st.isFile()) throw new BackupError('usage', `${given}: not a database file`, { path: given });
+  } catch (e) {
+    throw fsError(e, given, 'restoring a table');
+  }
+  // The queue's key, as backups of it use.
+  const target = await canonicalPath(given);
+  return withScratch(async (dir) => {
+    const image = await imageOf(deps, { backup }, dir, 'backup', o);
+    return deps.queue.run(target, async () => {
+      // The backup's table must be there and defined as the live one is before anything is written.
+      const job = { op: 'restoreTable', imagePath: image.path, targetPath: target, table: o.table, busyTimeoutMs: BUSY_TIMEOUT_MS } as const;
+      await runSqliteJob<TableRestoreResult>({ ...job, checkOnly: true }, { signal: o.signal, label: target });
+      o.onProgress?.({ phase: 'pre-restore backup', done: 0, total: 0 });
+      const pre = await deps.preRestoreBackup(target, backup.catalog, { kind: 'pre-restore', settings: o.settings, trigger: `before restoring table ${o.table} of ${manifest0.id}`, signal: o.signal, rotate: false });
+      if (!pre.verified) throw new BackupError('verifyFailed', `${target}: the pre-restore backup did not verify; table ${o.table} was not restored`, { path: target });
+      o.onProgress?.({ phase: 'restore table', done: 0, total: 0 });
+      const r = await runSqliteJob<TableRestoreResult>(job, { signal: o.signal, label: target });
+      await backup.catalog.record({
+        op: 'restore.table',
+        level: r.foreignKeyViolationCount ? 'warn' : 'info',
+        db: target,
+        backup: manifest0.id,
+        message: `restored table ${o.table} of ${target} from ${manifest0.id}: ${r.before} rows replaced by ${r.rows}${r.foreignKeyViolationCount ? `; ${r.foreignKeyViolationCount} foreign key violation(s) now` : ''}`,
+        detail: { table: o.table, rows: r.rows, before: r.before, foreignKeyViolations: r.foreignKeyViolationCount, preRestore: pre.record.id },
+      });
+      return { ...r, target, table: o.table, manifest: image.manifest ?? manifest0, preRestore: pre.record };
+    });
+  });
+}
