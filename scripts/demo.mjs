@@ -40,9 +40,21 @@ console.log(`\n$ lifeboat backup ${db}`);
 const backup = spawnSync(process.execPath, [cli, 'backup', db], { stdio: ['inherit', 'pipe', 'inherit'], encoding: 'utf8' });
 process.stdout.write(backup.stdout);
 let status = backup.status ?? 1;
-// The directory the settings chose (backups/ beside the database unless configured).
-const dir = path.dirname(backup.stdout.trim().split('\n').at(-1) || path.join(path.dirname(path.resolve(db)), 'backups', 'x'));
+// The directory the settings chose (backups/ beside the database unless configured): the
+// folder of a zip, or the folder holding snapshots/ for a repository backup.
+const printed = backup.stdout.trim().split('\n').at(-1) || path.join(path.dirname(path.resolve(db)), 'backups', 'x');
+const parent = path.dirname(printed);
+const dir = path.basename(parent) === 'snapshots' && printed.endsWith('.json') ? path.dirname(parent) : parent;
 if (status === 0) status = run('list', db, '--dir', dir) || status;
+if (status === 0) {
+  // The backup just made must be listed: a demo that shows an empty folder fails.
+  const listed = spawnSync(process.execPath, [cli, 'list', db, '--dir', dir, '--json'], { encoding: 'utf8' });
+  const count = listed.status === 0 ? JSON.parse(listed.stdout).backups.length : 0;
+  if (count < 1) {
+    console.error(`demo: the backup just made is not listed in ${dir}`);
+    status = 1;
+  }
+}
 if (status === 0) status = run('verify', '--all', '--dir', dir);
 if (status === 0) run('log', '--dir', dir, '--limit', '5');
 process.exit(status);
