@@ -155,13 +155,15 @@ suite('Lifeboat: activation and Back Up Now', () => {
 suite('Lifeboat: tiers', () => {
   test('dated backups of several kinds land in Daily, Weekly, Monthly (each under the shortest-lived rule that keeps it), Manual and Migrations', async () => {
     const a = await api();
-    await configure({ 'retention.daily': 7, 'retention.weekly': 4, 'retention.monthly': 12, 'retention.keepWithin': '' });
+    // daily 3 and weekly 2, so that each automatic tier holds one of the dated backups: with
+    // daily 7 every one of them would be among the 7 newest days, and shown under Daily.
+    await configure({ 'retention.daily': 3, 'retention.weekly': 2, 'retention.monthly': 12, 'retention.keepWithin': '' });
     const db = path.join(ws(), 'app.db');
     const dir = path.join(ws(), 'backups');
     // Fixed past dates (local time): Wed 12 Mar is the newest (daily, also its week's and
     // March's: shown under Daily, the shortest-lived rule that keeps it), Tue 11 and Mon 10
-    // Mar are daily only, Mon 3 Mar is the newest of its ISO week (weekly), 15 Jan is
-    // January's newest (monthly); 5 Mar is a migration backup.
+    // Mar are daily only, Mon 3 Mar is the newest of its ISO week (weekly #2), 15 Jan is
+    // January's newest (monthly #2); 5 Mar is a migration backup.
     const at = (m: number, d: number) => new Date(2025, m - 1, d, 2, 0, 0);
     await seedBackups(db, dir, [
       { at: at(1, 15), kind: 'scheduled' },

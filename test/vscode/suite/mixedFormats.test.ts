@@ -118,8 +118,9 @@ suite('Lifeboat: v1 zips and v2 snapshots in one backup directory', () => {
       directory: DIR,
       format: undefined,
       'schedule.daily': false,
-      'retention.daily': 7,
-      'retention.weekly': 4,
+      // Each automatic tier holds one of the dated backups (with daily 7 all would be Daily).
+      'retention.daily': 3,
+      'retention.weekly': 2,
       'retention.monthly': 12,
       'retention.keepWithin': '',
       'retention.keepEventBackups': 10,
