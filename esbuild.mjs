@@ -20,11 +20,14 @@ const common = {
   mainFields: ['module', 'main'],
   // No aliases or plugins: the bundle holds the modules the tests load from source
   // (the archive compressor is src/core/archive/zipWriter.ts and parallelDeflate.ts).
+  // ssh2's optional native addons stay out (no native addons: one VSIX everywhere); ssh2
+  // requires both inside try/catch and falls back to its JavaScript ciphers.
+  external: ['cpu-features', '*.node'],
 };
 
 await mkdir('dist', { recursive: true });
 const jobs = [
-  build({ ...common, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js', external: ['vscode'] }),
+  build({ ...common, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js', external: [...common.external, 'vscode'] }),
   build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } }),
   build({ ...common, entryPoints: ['src/core/verify/worker.ts'], outfile: 'dist/verifyWorker.js' }),
   // SQLite itself (node:sqlite) where the runtime has it: snapshots, verification, restores.

@@ -9,12 +9,18 @@
 // Prints each step's time, peak RSS, and the ratios the issue sets targets for.
 // `npm run bench -- --incremental` runs bench/incremental.mjs instead (format v2: a pair of
 // backups 1% apart, an unchanged one, restores, simulated days of rotation).
+// `npm run bench -- --offsite` runs bench/offsite.mjs (push to a real S3 server, restore from
+// it, against rclone).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 if (process.argv.includes('--incremental')) {
   await import('./incremental.mjs');
+  process.exit(0);
+}
+if (process.argv.includes('--offsite')) {
+  await import('./offsite.mjs');
   process.exit(0);
 }
 

@@ -26,6 +26,9 @@ if [ ! -x "$NODE24" ]; then
   exit 1
 fi
 
+# A real S3 server (OpenStack Swift, unpacked under .cache/swift), rclone (SFTP) and age.
+bash scripts/servers/setup.sh
+
 rm -f test-results/summary-*.json
 node esbuild.mjs
 npx eslint src webview test scripts bench

@@ -1,8 +1,8 @@
 /**
- * The history table: sortable by every column, row actions Restore, Verify, Pin/Unpin and
- * Reveal as real buttons (keyboard and screen readers). Virtualised: only the rows in view
- * (plus a margin) exist in the DOM, between two spacer rows, so thousands of backups cost
- * what a screenful costs. aria-rowcount/aria-rowindex tell screen readers the real size;
+ * The history table: sortable by every column, row actions Restore, Verify, Pin/Unpin,
+ * Compare with Current and Reveal as real buttons (keyboard and screen readers).
+ * Virtualised: only the rows in view (plus a margin) exist in the DOM, between two spacer
+ * rows, so thousands of backups cost what a screenful costs. aria-rowcount/aria-rowindex tell screen readers the real size;
  * ArrowUp/ArrowDown move between rows' buttons and scroll the window along.
  */
 import type { BackupAction, HistoryRow } from './protocol';
@@ -200,6 +200,7 @@ function rowHtml(r: HistoryRow, rowIndex: number): string {
     button('restore', 'Restore', `Restore ${what}`) +
     button('verify', 'Verify', `Verify ${what}`) +
     (r.pinned ? button('unpin', 'Unpin', `Unpin ${what}`) : button('pin', 'Pin', `Pin ${what}`)) +
+    button('compare', 'Compare with Current', `Compare ${what} with the current database`) +
     button('reveal', 'Reveal', `Reveal ${what} in the file explorer`) +
     `</td></tr>`
   );

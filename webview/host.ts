@@ -3,7 +3,24 @@
  * per id, rejected when the host replies with an error) and Notifications (handlers per
  * method). The only place that talks to `acquireVsCodeApi`.
  */
-import type { HostMessage, HostNotification, RequestParams, RequestResults, WebviewCommand, WebviewRequest } from './protocol';
+import type {
+  HostMessage,
+  HostNotification,
+  InspectCommand,
+  InspectRequest,
+  InspectRequestResults,
+  InspectStateNotification,
+  RequestParams,
+  RequestResults,
+  WebviewCommand,
+  WebviewRequest,
+} from './protocol';
+
+/** Either protocol's messages: the panel's (Settings and Statistics) and the inspect views'. */
+type AnyCommand = WebviewCommand | InspectCommand;
+type AnyRequestMethod = WebviewRequest['method'] | InspectRequest['method'];
+type AnyResults = RequestResults & InspectRequestResults;
+type AnyNotification = HostNotification | InspectStateNotification;
 
 /** What VS Code gives a webview script (a fake host in the headless tests). */
 export interface VsCodeApi {
@@ -27,12 +44,12 @@ export class HostConnection {
   }
 
   /** Sends a Command; no reply. */
-  command(c: WebviewCommand): void {
+  command(c: AnyCommand): void {
     this.api.postMessage(c);
   }
 
   /** Sends a Request; resolves with the host's result, rejects with its error message. */
-  request<M extends WebviewRequest['method']>(method: M, params: RequestParams<M>): Promise<RequestResults[M]> {
+  request<M extends AnyRequestMethod>(method: M, params: RequestParams<M>): Promise<AnyResults[M]> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
@@ -41,12 +58,12 @@ export class HostConnection {
   }
 
   /** Calls `handler` with the params of every Notification of `method` (the newest replaces the rest). */
-  on<M extends HostNotification['method']>(method: M, handler: (params: Extract<HostNotification, { method: M }>['params']) => void): void {
+  on<M extends AnyNotification['method']>(method: M, handler: (params: Extract<AnyNotification, { method: M }>['params']) => void): void {
     this.handlers.set(method, handler as (p: unknown) => void);
   }
 
   private receive(data: unknown): void {
-    const m = data as HostMessage;
+    const m = data as HostMessage | InspectStateNotification;
     if (!m || typeof m !== 'object') return;
     if (m.kind === 'reply') {
       const p = this.pending.get(m.id);

@@ -1,5 +1,6 @@
 /**
- * The Settings and Statistics panel app (runs in the webview; bundled to dist/webview.js).
+ * The Settings and Statistics panel app (runs in the webview; bundled to dist/webview.js,
+ * which also holds the backup and comparison views' app, webview/inspect.ts).
  * Waits for nothing: it says `panel/app/ready`, then renders each StateNotification and
  * ProgressNotification it receives. Everything the user does goes to the host as a
  * Command or a Request (webview/protocol.ts).
@@ -17,6 +18,7 @@ import { formatRelative, formatShare, formatSize, formatWhen } from './format';
 import { sizeChart } from './chart';
 import { HistoryTable, type Sort } from './history';
 import { SettingsForm } from './settingsForm';
+import { InspectApp } from './inspect';
 import { CSS } from './styles';
 
 interface SavedState {
@@ -153,6 +155,25 @@ class App {
       h('tbody', {}, ...TIER_ORDER.filter((t) => st.perTier[t]).map((t) => h('tr', {}, h('th', { scope: 'row' }, TIER_LABEL[t]), h('td', { class: 'num' }, String(st.perTier[t]!.count)), h('td', { class: 'num' }, formatSize(st.perTier[t]!.size))))),
     );
     const health = st.sourceHealth;
+    const off = db.offsite;
+    const offsite = off
+      ? [
+          card(
+            'Off-site copy',
+            off.lastCopyAt ? formatWhen(off.lastCopyAt) : 'not copied yet',
+            [
+              `${off.copied} backup${off.copied === 1 ? '' : 's'}, ${formatSize(off.bytes)} in ${off.url}`,
+              off.pending ? `${off.pending} pending, behind by ${formatRelative(new Date(now - off.lagMs).toISOString(), now).replace(/ ago$/, '')}` : 'up to date with the local backups',
+              off.failure ? `last copy failed: ${off.failure.replace(/^Lifeboat: /, '')}` : '',
+              off.lastVerify ? `verified ${formatRelative(off.lastVerify.at, now)}: ${off.lastVerify.ok ? 'all passed' : 'FAILED'}` : '',
+            ]
+              .filter(Boolean)
+              .join(' · '),
+            'wide',
+            off.failure || off.lastVerify?.ok === false ? 'bad' : off.pending ? 'warn' : 'good',
+          ),
+        ]
+      : [];
     this.stats.replaceChildren(
       card('Backups', `${st.count}`, `${formatSize(st.totalSize)} in ${db.backupDir}`),
       card('Per tier', st.count ? tiers : 'none'),
@@ -170,6 +191,7 @@ class App {
         '',
         health.state === 'healthy' ? 'good' : health.state === 'damaged' ? 'bad' : '',
       ),
+      ...offsite,
     );
   }
 
@@ -206,4 +228,6 @@ class App {
 const sheet = new CSSStyleSheet();
 sheet.replaceSync(CSS);
 document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
-new App(new HostConnection());
+// One bundle, two kinds of panel: the host's page says which app it hosts.
+if (document.getElementById('app')?.dataset.view === 'inspect') new InspectApp(new HostConnection());
+else new App(new HostConnection());

@@ -17,6 +17,10 @@
  */
 import * as v from 'valibot';
 import type { BackupKind, Tier } from '../src/core/model';
+import type { Cell, RowsPage, SchemaEntry, TableSummary } from '../src/core/inspect/browseJob';
+import type { ChangedObject, SchemaObject } from '../src/core/inspect/diffSql';
+
+export type { Cell, ChangedObject, RowsPage, SchemaEntry, SchemaObject, TableSummary };
 
 // ---------------------------------------------------------------------------- state
 
@@ -114,6 +118,26 @@ export interface DatabaseView {
   settings: SettingsValues;
   /** Set when listing the backups failed. */
   error?: string;
+  /** The off-site copy of these backups, when lifeboat.offsite.url is set. */
+  offsite?: OffsiteView;
+}
+
+/** The off-site copy of one database's backups, as the panel shows it. */
+export interface OffsiteView {
+  url: string;
+  /** When the newest copy was made (ISO), if any. */
+  lastCopyAt?: string;
+  /** Bytes of the backups copied (their local size). */
+  bytes: number;
+  copied: number;
+  /** Verified backups not copied yet. */
+  pending: number;
+  /** How long the remote has been behind the local backups, in ms (0: up to date). */
+  lagMs: number;
+  /** The last copy's failure, when none succeeded since. */
+  failure?: string;
+  /** The last verification of the remote in this session. */
+  lastVerify?: { at: string; ok: boolean; message: string };
 }
 
 /** Everything the panel shows except progress: the body of StateNotification. */
@@ -146,8 +170,8 @@ export interface ProgressState {
 
 // ---------------------------------------------------------------------------- messages
 
-export type BackupAction = 'restore' | 'verify' | 'pin' | 'unpin' | 'reveal';
-export const BACKUP_ACTIONS: readonly BackupAction[] = ['restore', 'verify', 'pin', 'unpin', 'reveal'];
+export type BackupAction = 'restore' | 'verify' | 'pin' | 'unpin' | 'reveal' | 'compare';
+export const BACKUP_ACTIONS: readonly BackupAction[] = ['restore', 'verify', 'pin', 'unpin', 'reveal', 'compare'];
 
 export interface ReadyCommand {
   kind: 'command';
@@ -306,26 +330,211 @@ export function parseWebviewMessage(x: unknown): { ok: true; message: WebviewMes
   messageSchema ??= buildMessageSchema();
   const r = v.safeParse(messageSchema, x, { abortEarly: true });
   if (r.success) return { ok: true, message: r.output };
-  const issue = r.issues[0];
+  return { ok: false, reason: explain(r.issues[0], x) };
+}
+
+/** The one-line reason of a refused message, from the first issue valibot found. */
+function explain(issue: v.BaseIssue<unknown>, x: Record<string, unknown>): string {
   const at = v.getDotPath(issue) ?? 'message';
   // A variant reports an unknown discriminator: the kind, or the method of a known kind.
   if (issue.type === 'variant') {
-    return { ok: false, reason: `${at}: unknown ${at === 'method' ? String(x.kind) : 'message kind'} (got ${clip(issue.received)})` };
+    return `${at}: unknown ${at === 'method' ? String(x.kind) : 'message kind'} (got ${clip(issue.received)})`;
   }
   // Once the method is known, the reason says which message had the bad field.
   const scope = typeof x.method === 'string' ? `${clip(x.method)}: ` : '';
   // An object schema reports an absent key as its own issue, expecting the key's name
   // (valibot's types leave object issues out of a variant's, so widen to compare).
   const type: string = issue.type;
-  if (issue.received === 'undefined' && type === 'object') return { ok: false, reason: `${scope}${at}: missing` };
+  if (issue.received === 'undefined' && type === 'object') return `${scope}${at}: missing`;
   // A length check receives the length; the value itself says more.
   const got = typeof issue.input === 'string' ? JSON.stringify(issue.input) : issue.received;
-  return { ok: false, reason: `${scope}${at}: ${issue.message} (got ${clip(got)})` };
+  return `${scope}${at}: ${issue.message} (got ${clip(got)})`;
 }
 
 function clip(s: string): string {
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
-/** The params of the Request with method `M`. */
-export type RequestParams<M extends WebviewRequest['method']> = Extract<WebviewRequest, { method: M }>['params'];
+/** The params of the Request with method `M` (either protocol). */
+export type RequestParams<M extends WebviewRequest['method'] | InspectRequest['method']> = Extract<WebviewRequest | InspectRequest, { method: M }>['params'];
+
+// ---------------------------------------------------------------------------- inspect views
+//
+// The read-only views of a backup ("Open Backup") and of a comparison ("Compare with
+// Current Database", "Compare Two Backups"), hosted by src/extension/inspectHost.ts and
+// drawn by webview/inspect.ts. The same kinds and habits: the app says
+// `inspect/app/ready`, the host answers with the whole InspectState, rows come page by
+// page through Requests, and `parseInspectMessage` checks everything the app sends.
+
+/** One side of a view: a backup, or the current (live) database as snapshotted at `takenAt`. */
+export interface InspectSide {
+  kind: 'backup' | 'live';
+  /** The backup's id (kind backup). */
+  id?: string;
+  /** ISO time the backup was made (kind backup). */
+  created?: string;
+  backupKind?: BackupKind;
+  /** The database's absolute path, and as people read it (relative to its folder). */
+  db: string;
+  dbLabel: string;
+  /** ISO time of the image: the backup's creation, or the live snapshot's. */
+  takenAt: string;
+}
+
+/** Body of the state of an "Open Backup" view. */
+export interface BrowseState {
+  view: 'browse';
+  backup: InspectSide;
+  /** sqlite_schema, internal objects left out. */
+  objects: SchemaEntry[];
+  tables: TableSummary[];
+  pageSize: number;
+  pageCount: number;
+  /** Rows per page of `inspect/table/rows`. */
+  pageRows: number;
+  /** Whether "Compare with Current Database" is offered (the backup's database exists). */
+  canCompare: boolean;
+}
+
+/** One table of a comparison: rows added, removed and changed from older to newer, and how rows were matched. */
+export interface TableChange {
+  name: string;
+  added: number;
+  removed: number;
+  changed: number;
+  key: string;
+}
+
+/** What the last "Restore This Table" of a comparison did. */
+export interface RestoreNotice {
+  ok: boolean;
+  table: string;
+  message: string;
+  /** More lines: the pre-restore backup, the rows, the foreign key check. */
+  details: string[];
+}
+
+/** Body of the state of a comparison view. */
+export interface CompareState {
+  view: 'compare';
+  older: InspectSide;
+  newer: InspectSide;
+  schema: { added: SchemaObject[]; removed: SchemaObject[]; changed: ChangedObject[] };
+  tables: TableChange[];
+  /** Tables present in both that were not compared, with why. */
+  notCompared: Record<string, string>;
+  /** Rows of each kind per page of `inspect/diff/rows`. */
+  pageRows: number;
+  /** Whether "Restore This Table" is offered (newer is the live database, the workspace trusted), else why not. */
+  restore: { offered: boolean; why?: string };
+  /** What the view is doing now ("restoring table items", "comparing again"), if anything. */
+  busy?: string;
+  notice?: RestoreNotice;
+}
+
+export type InspectState = BrowseState | CompareState;
+
+/** A row of a comparison: its values in the column order of its side; `count` for tables compared as multisets. */
+export interface DiffRow {
+  values: Cell[];
+  count?: number;
+}
+
+/** One page of the changed rows of one table, side by side. */
+export interface DiffRowsPage {
+  table: string;
+  key: string;
+  offset: number;
+  limit: number;
+  counts: { added: number; removed: number; changed: number };
+  /** The columns of the older side (removed rows, the old half of changed ones) and of the newer side. */
+  olderColumns: string[];
+  newerColumns: string[];
+  added: DiffRow[];
+  removed: DiffRow[];
+  changed: { old: DiffRow; new: DiffRow }[];
+}
+
+export interface InspectReadyCommand {
+  kind: 'command';
+  method: 'inspect/app/ready';
+}
+/** From a backup's view: open its comparison with the current database. */
+export interface CompareWithCurrentCommand {
+  kind: 'command';
+  method: 'inspect/backup/compareCurrent';
+}
+/** From a comparison with the live database: snapshot it again and compare again. */
+export interface RefreshCompareCommand {
+  kind: 'command';
+  method: 'inspect/compare/refresh';
+}
+export type InspectCommand = InspectReadyCommand | CompareWithCurrentCommand | RefreshCompareCommand;
+
+export interface TableRowsRequest {
+  kind: 'request';
+  id: number;
+  method: 'inspect/table/rows';
+  params: { table: string; offset: number };
+}
+export interface DiffRowsRequest {
+  kind: 'request';
+  id: number;
+  method: 'inspect/diff/rows';
+  params: { table: string; offset: number };
+}
+/** Asks for "Restore This Table"; the host confirms with the user first. */
+export interface RestoreTableRequest {
+  kind: 'request';
+  id: number;
+  method: 'inspect/table/restore';
+  params: { table: string };
+}
+export type InspectRequest = TableRowsRequest | DiffRowsRequest | RestoreTableRequest;
+
+export interface InspectRequestResults {
+  'inspect/table/rows': RowsPage;
+  'inspect/diff/rows': DiffRowsPage;
+  /** `declined`: the user said no; `failed`: refused or failed (message says why). */
+  'inspect/table/restore': { outcome: 'restored' | 'declined' | 'failed'; message: string };
+}
+
+export interface InspectStateNotification {
+  kind: 'notification';
+  method: 'inspect/state/didChange';
+  params: InspectState;
+}
+
+export type InspectMessage = InspectCommand | InspectRequest;
+export type InspectHostMessage = InspectStateNotification | ReplyMessage;
+
+function buildInspectSchema() {
+  const table = v.pipe(v.string('expected a string'), v.minLength(1, 'expected a non-empty string'), v.maxLength(4095, 'expected fewer than 4096 characters'));
+  const offset = v.pipe(v.number('expected a number'), v.safeInteger('expected a whole number'), v.minValue(0, 'expected a number >= 0'));
+  const params = <E extends v.ObjectEntries>(entries: E) => v.object(entries, 'expected an object');
+  const request = <const M extends readonly string[]>(methods: M) => ({
+    kind: v.literal('request'),
+    id: offset,
+    method: v.picklist(methods),
+  });
+  return v.variant('kind', [
+    v.object({ kind: v.literal('command'), method: v.picklist(['inspect/app/ready', 'inspect/backup/compareCurrent', 'inspect/compare/refresh']) }),
+    v.variant('method', [
+      v.object({ ...request(['inspect/table/rows', 'inspect/diff/rows']), params: params({ table, offset }) }),
+      v.object({ ...request(['inspect/table/restore']), params: params({ table }) }),
+    ]),
+  ]) satisfies v.GenericSchema<unknown, InspectMessage>;
+}
+let inspectSchema: ReturnType<typeof buildInspectSchema> | undefined;
+
+/**
+ * Checks a message from an inspect view's app, as parseWebviewMessage does for the
+ * panel's (a message of the other protocol is refused). Pure; never throws.
+ */
+export function parseInspectMessage(x: unknown): { ok: true; message: InspectMessage } | { ok: false; reason: string } {
+  if (!isPlainObject(x)) return { ok: false, reason: 'not an object' };
+  inspectSchema ??= buildInspectSchema();
+  const r = v.safeParse(inspectSchema, x, { abortEarly: true });
+  if (r.success) return { ok: true, message: r.output };
+  return { ok: false, reason: explain(r.issues[0], x) };
+}

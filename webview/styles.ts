@@ -100,5 +100,61 @@ ul.removals code { font-family: var(--vscode-editor-font-family); font-size: 0.9
 .form-actions vscode-single-select { width: 220px; }
 .form-status { color: var(--vscode-descriptionForeground); }
 .empty-state { margin: 40px 0; }
+/* The backup and comparison views (webview/inspect.ts). */
+header.top .titles { flex: 1 1 auto; min-width: 0; }
+header.top .titles h1 { overflow-wrap: anywhere; }
+.sub { margin: 2px 0 0; color: var(--vscode-descriptionForeground); overflow-wrap: anywhere; }
+h1 .badge { font-size: 0.55em; vertical-align: middle; font-weight: normal; }
+h3 { font-size: 1em; font-weight: 600; margin: 16px 0 6px; }
+#summary { margin: 10px 0 0; }
+table.grid { border-collapse: collapse; font-variant-numeric: tabular-nums; }
+table.grid th, table.grid td { text-align: left; padding: 3px 10px; border-bottom: 1px solid var(--vscode-editorGroup-border, var(--vscode-widget-border, transparent)); white-space: nowrap; vertical-align: top; }
+table.grid thead th { background: var(--vscode-editorWidget-background, var(--vscode-editor-background)); font-weight: 600; position: sticky; top: 0; z-index: 1; }
+table.grid th.num, table.grid td.num { text-align: right; }
+table.grid tbody tr:hover { background: var(--vscode-list-hoverBackground); }
+table.grid tr.selected { background: var(--vscode-list-inactiveSelectionBackground); }
+table.grid tr.same td { color: var(--vscode-descriptionForeground); }
+table.grid td.added { color: var(--vscode-gitDecoration-addedResourceForeground, var(--vscode-charts-green)); font-weight: 600; }
+table.grid td.removed { color: var(--vscode-gitDecoration-deletedResourceForeground, var(--vscode-charts-red)); font-weight: 600; }
+table.grid td.changed { color: var(--vscode-gitDecoration-modifiedResourceForeground, var(--vscode-charts-yellow)); font-weight: 600; }
+table.grid td.actions { white-space: nowrap; }
+table.grid td.actions > * + * { margin-left: 6px; }
+.table-wrap.fit { width: fit-content; max-width: 100%; }
+table.data td { max-width: 420px; overflow: hidden; text-overflow: ellipsis; font-family: var(--vscode-editor-font-family); font-size: 0.92em; }
+.rows-wrap { max-height: 520px; }
+button.act { font: inherit; font-size: 0.9em; line-height: 16px; padding: 1px 8px; cursor: pointer; border-radius: 2px; color: var(--vscode-button-secondaryForeground);
+  background: var(--vscode-button-secondaryBackground); border: 1px solid var(--vscode-button-border, transparent); }
+button.act:hover:not(:disabled) { background: var(--vscode-button-secondaryHoverBackground); }
+button.act:disabled { opacity: 0.5; cursor: default; }
+button.act.restore { color: var(--vscode-button-foreground); background: var(--vscode-button-background); }
+button.act.restore:hover:not(:disabled) { background: var(--vscode-button-hoverBackground); }
+button.link { all: unset; cursor: pointer; color: var(--vscode-textLink-foreground); font-family: var(--vscode-editor-font-family); }
+button.link:hover { text-decoration: underline; }
+button.link:focus-visible { outline: 1px solid var(--vscode-focusBorder); }
+.pager { display: flex; align-items: center; gap: 10px; margin: 6px 0 8px; }
+.page-text { color: var(--vscode-descriptionForeground); }
+.null { color: var(--vscode-descriptionForeground); font-style: italic; }
+.blob { color: var(--vscode-debugTokenExpression-string, var(--vscode-foreground)); }
+.obj { margin: 6px 0 10px; }
+.obj-name code { font-weight: 600; }
+pre.sql { margin: 2px 0 0; padding: 6px 10px; white-space: pre-wrap; overflow-wrap: anywhere; font-family: var(--vscode-editor-font-family); font-size: 0.92em;
+  background: var(--vscode-textCodeBlock-background, var(--vscode-editorWidget-background)); border-radius: 3px; }
+code { font-family: var(--vscode-editor-font-family); }
+ul.schema-list { margin: 0; padding-left: 20px; }
+ul.schema-list li.added::marker { content: '+ '; color: var(--vscode-charts-green); }
+ul.schema-list li.removed::marker { content: '− '; color: var(--vscode-charts-red); }
+ul.schema-list li.changed::marker { content: '~ '; color: var(--vscode-charts-yellow); }
+.banner.ok { border-left-color: var(--vscode-testing-iconPassed, var(--vscode-charts-green)); background: var(--vscode-editorWidget-background, transparent); }
+.banner ul { margin: 4px 0 0; padding-left: 18px; }
+.busy { color: var(--vscode-descriptionForeground); font-style: italic; }
+table.side-by-side th.side { text-align: center; border-bottom: 2px solid var(--vscode-widget-border, transparent); }
+table.side-by-side .split { border-left: 2px solid var(--vscode-widget-border, var(--vscode-editorGroup-border, transparent)); }
+table.side-by-side tbody th { font-weight: normal; text-align: left; }
+table.side-by-side tr.added th { color: var(--vscode-gitDecoration-addedResourceForeground, var(--vscode-charts-green)); }
+table.side-by-side tr.removed th { color: var(--vscode-gitDecoration-deletedResourceForeground, var(--vscode-charts-red)); }
+table.side-by-side tr.changed th { color: var(--vscode-gitDecoration-modifiedResourceForeground, var(--vscode-charts-yellow)); }
+table.side-by-side td.diff.new { background: var(--vscode-diffEditor-insertedTextBackground, rgba(155, 185, 85, 0.2)); }
+table.side-by-side td.diff.old { background: var(--vscode-diffEditor-removedTextBackground, rgba(255, 0, 0, 0.2)); }
+table.side-by-side td.absent { color: var(--vscode-descriptionForeground); text-align: center; }
 @media (forced-colors: active) { .chart .line { stroke: CanvasText; } }
 `;

@@ -91,7 +91,8 @@ try {
     sourcemap: 'inline',
     // `vscode` is the extension host's; mocha resolves from the repo's node_modules,
     // which is above .cache/ and so on the suite's module path.
-    external: ['vscode', 'mocha'],
+    // ssh2's optional native addons stay out, as in esbuild.mjs (it falls back to JavaScript).
+    external: ['vscode', 'mocha', 'cpu-features', '*.node'],
     logLevel: 'warning',
   });
 
@@ -115,7 +116,7 @@ try {
     target: 'node20',
     format: 'cjs',
     sourcemap: 'inline',
-    external: ['playwright-core'],
+    external: ['playwright-core', 'cpu-features', '*.node'],
     logLevel: 'warning',
   });
   // End esbuild's service process now, while this process can still reap it.

@@ -17,6 +17,9 @@ import { tiersOf } from '../core/retention/plan';
 import { loadSettings, type CliSettings } from './settings';
 import { stderrLogger } from './logger';
 import { cmdSchedule } from './schedule';
+import { cliRemote, closeRemotes, remoteBackup } from './offsite';
+import { exportAge } from '../core/offsite/ageExport';
+import type { BackupRef } from '../core/engine';
 
 const EXIT = { ok: 0, failed: 1, usage: 2, damage: 3 } as const;
 
@@ -33,6 +36,11 @@ Usage:
                 [--offset N] [--dir D] [--json]
   lifeboat export <backup> --to FILE [--dir D] [--force] [--json]
   lifeboat log [--dir D] [--json] [--limit N]
+  lifeboat push [<db>] [--dir D] [--to URL] [--no-encrypt] [--endpoint URL] [--json]
+  lifeboat list --from URL [--json]
+  lifeboat verify <backup> | --all --from URL [--deep] [--json]
+  lifeboat restore <backup | latest> --from URL [--db NAME] --to PATH [--json]
+  lifeboat export <backup | latest> --from URL [--db NAME] --to FILE [--json]
   lifeboat run [--db DB] [--dir D] -- <command...>
   lifeboat rotate [--dir D] [--dry-run] [--force] [--json]
   lifeboat pin <backup> [--dir D] | unpin <backup> [--dir D]
@@ -68,6 +76,19 @@ schema objects added (+), removed (-) and changed (~), and per table the rows ad
 removed and changed, matched by the table's INTEGER PRIMARY KEY, its declared primary
 key, or, for a table with neither, compared as multisets of rows. --rows lists the rows
 (--limit per kind and table, default 1000, 0 for all; --offset pages).
+
+push copies the verified backups of --dir that the off-site store lacks (URL: --to,
+else the setting lifeboat.offsite.url): s3://bucket/prefix, sftp://user@host[:port]/path
+or file:///folder. Packs go first and each backup's manifest last, each checked there;
+an interrupted push resumes. A new remote is encrypted (age) unless --no-encrypt; the
+passphrase comes from LIFEBOAT_PASSWORD, LIFEBOAT_PASSWORD_FILE or
+LIFEBOAT_PASSWORD_COMMAND, never from settings. S3 credentials: AWS_ACCESS_KEY_ID and
+AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN), or AWS_PROFILE; --endpoint, the setting
+lifeboat.offsite.endpoint or AWS_ENDPOINT_URL for S3-compatible stores. SFTP:
+LIFEBOAT_SFTP_PASSWORD or LIFEBOAT_SFTP_KEY (default ~/.ssh/id_ed25519...).
+--from URL lists, verifies, restores and exports straight from the remote, with no
+local backup folder. export --to FILE.age writes an age file (LIFEBOAT_PASSWORD, or
+LIFEBOAT_AGE_RECIPIENTS) that the age tool decrypts: age -d FILE.age > app.db.
 
 Exit codes: 0 ok, 1 failed, 2 usage error, 3 damage found.
 Settings: the lifeboat.* keys of the nearest .vscode/settings.json, or a lifeboat.json
@@ -137,6 +158,14 @@ async function resolveBackup(ref: string, opts: Options, engine: Engine): Promis
     () => false,
   );
   if (!exists) throw new BackupError('notFound', `${ref}: no such backup: the backup directory ${dir} does not exist`, { path: dir });
+  if (ref === 'latest') {
+    const { records } = await engine.list(dir);
+    const dbs = new Set(records.map((r) => r.manifest.source.path));
+    if (dbs.size > 1) throw new BackupError('badConfig', `latest: ${dir} holds backups of ${dbs.size} databases; name the backup by its id (lifeboat list)`);
+    const newest = records.find((r) => isVerified(r));
+    if (!newest) throw new BackupError('notFound', `latest: no verified backup in ${dir}`, { path: dir });
+    return newest.path;
+  }
   return (await engine.catalog(dir).get(ref)).path;
 }
 
@@ -188,12 +217,24 @@ async function cmdBackup(argv: string[], engine: Engine): Promise<number> {
 }
 
 async function cmdList(argv: string[], engine: Engine): Promise<number> {
-  const { opts, pos } = parse(argv, { dir: { type: 'string' }, json: { type: 'boolean' } });
+  const { opts, pos } = parse(argv, { dir: { type: 'string' }, json: { type: 'boolean' }, from: { type: 'string' } });
   if (pos.length > 1) throw new UsageError('list takes at most one database path');
+  if (typeof opts.from === 'string' && typeof opts.dir === 'string') throw new UsageError('list takes --dir or --from, not both');
   const db = pos[0] ? path.resolve(pos[0]) : undefined;
   const cfg = loadSettings(db ? path.dirname(db) : process.cwd(), db);
-  const dir = resolveDir(opts, cfg, db);
-  const { records, broken } = await engine.list(dir, db);
+  let dir: string;
+  let listing: Awaited<ReturnType<Engine['list']>>;
+  if (typeof opts.from === 'string') {
+    const remote = cliRemote(engine, opts.from, '--from', cfg.settings);
+    await remote.attachExisting();
+    dir = remote.label;
+    const l = await engine.listStore(remote);
+    listing = { records: db ? l.records.filter((r) => r.manifest.source.path === db) : l.records, broken: l.broken };
+  } else {
+    dir = resolveDir(opts, cfg, db);
+    listing = await engine.list(dir, db);
+  }
+  const { records, broken } = listing;
   if (opts.json) {
     // The tier the tree and the panel show each backup under, and why it is kept (the same
     // tiersOf); left out when the retention settings cannot be applied.
@@ -247,19 +288,27 @@ async function cmdStats(argv: string[], engine: Engine): Promise<number> {
 }
 
 async function cmdVerify(argv: string[], engine: Engine): Promise<number> {
-  const { opts, pos } = parse(argv, { dir: { type: 'string' }, all: { type: 'boolean' }, deep: { type: 'boolean' }, json: { type: 'boolean' } });
+  const { opts, pos } = parse(argv, { dir: { type: 'string' }, all: { type: 'boolean' }, deep: { type: 'boolean' }, json: { type: 'boolean' }, from: { type: 'string' } });
   if (opts.all ? pos.length !== 0 : pos.length !== 1) throw new UsageError('verify needs one backup (its path or id), or --all');
-  let archives: string[];
+  let archives: BackupRef[];
   let settingsFrom: string;
-  if (opts.all) {
+  if (typeof opts.from === 'string') {
+    const remote = cliRemote(engine, opts.from, '--from', loadSettings(process.cwd()).settings);
+    if (opts.all) {
+      const { records, broken } = await engine.listStore(remote);
+      archives = [...records.map((r) => ({ store: remote, object: r.object })), ...broken.map((b) => ({ store: remote, object: b.object }))];
+    } else archives = [{ store: remote, object: (await remoteBackup(engine, remote, pos[0])).object }];
+    settingsFrom = process.cwd();
+  } else if (opts.all) {
     const cfg = dirSettings(opts);
     const dir = resolveDir(opts, cfg);
     const { records, broken } = await engine.list(dir);
     archives = [...records.map((r) => r.path), ...broken.map((b) => b.path)];
     settingsFrom = dir;
   } else {
-    archives = [await resolveBackup(pos[0], opts, engine)];
-    settingsFrom = backupFolderOf(archives[0]);
+    const one = await resolveBackup(pos[0], opts, engine);
+    archives = [one];
+    settingsFrom = backupFolderOf(one);
   }
   let damaged = 0;
   const results = [];
@@ -285,11 +334,12 @@ async function cmdVerify(argv: string[], engine: Engine): Promise<number> {
       problems = [e.message];
     }
     if (!ok) damaged++;
-    results.push({ archive: a, ok, probeFailed, problems, notChecked, engine: verifiedBy });
+    const shown = typeof a === 'string' ? a : `${a.store.url}/${a.object}`;
+    results.push({ archive: shown, ok, probeFailed, problems, notChecked, engine: verifiedBy });
     if (!opts.json) {
       // What could be checked depends on the engine (sql.js has no FTS5 or R-Tree): always named.
       const by = verifiedBy ? `  [${verifiedBy.name} ${verifiedBy.sqliteVersion}]` : '';
-      print(`${probeFailed ? 'ok, probe query failed' : ok ? 'ok     ' : 'DAMAGED'}  ${a}${by}${notChecked.length ? `  (not checked: ${notChecked.join(', ')})` : ''}`);
+      print(`${probeFailed ? 'ok, probe query failed' : ok ? 'ok     ' : 'DAMAGED'}  ${shown}${by}${notChecked.length ? `  (not checked: ${notChecked.join(', ')})` : ''}`);
       for (const p of problems.slice(0, 10)) print(`         ${p}`);
     }
   }
@@ -299,9 +349,28 @@ async function cmdVerify(argv: string[], engine: Engine): Promise<number> {
 }
 
 async function cmdRestore(argv: string[], engine: Engine): Promise<number> {
-  const { opts, pos } = parse(argv, { to: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' }, dir: { type: 'string' }, table: { type: 'string' } });
+  const { opts, pos } = parse(argv, { to: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' }, dir: { type: 'string' }, table: { type: 'string' }, from: { type: 'string' }, db: { type: 'string' } });
   if (pos.length !== 1) throw new UsageError('restore needs exactly one backup (its path or id)');
-  const archive = await resolveBackup(pos[0], opts, engine);
+  if (typeof opts.db === 'string' && typeof opts.from !== 'string') throw new UsageError('--db names a database among the backups of --from URL');
+  let archive: BackupRef;
+  if (typeof opts.from === 'string') {
+    if (typeof opts.table === 'string') throw new UsageError('--table restores from a local backup; copy the backup back first (lifeboat export --from URL)');
+    const remote = cliRemote(engine, opts.from, '--from', loadSettings(process.cwd()).settings);
+    const r = await remoteBackup(engine, remote, pos[0], typeof opts.db === 'string' ? opts.db : undefined);
+    archive = { store: remote, object: r.object };
+    if (typeof opts.to !== 'string') throw new UsageError('restore --from URL needs --to PATH: where to put the database');
+    const target = path.resolve(opts.to);
+    const cfg = loadSettings(path.dirname(target), target);
+    // The pre-restore backup of what is at --to goes to the local backup folder, never to the remote.
+    const res = await engine.restore(archive, { to: target, force: !!opts.force, settings: cfg.settings, dir: resolveDir(opts, cfg, target) });
+    if (opts.json) json({ target: res.target, restored: res.manifest.id, from: remote.url, preRestore: res.preRestore?.path ?? null, rawCopy: res.rawCopy ?? null, method: res.method, inUse: res.inUse ?? null });
+    else {
+      print(`restored ${res.manifest.id} from ${remote.label} to ${res.target}`);
+      if (res.preRestore) print(`the previous state is saved in ${res.preRestore.path}`);
+    }
+    return EXIT.ok;
+  }
+  archive = await resolveBackup(pos[0], opts, engine);
   if (typeof opts.table === 'string') {
     if (!opts.table) throw new UsageError('--table needs the name of a table');
     if (opts.force) throw new UsageError('--force does not apply to --table: one table is always restored through SQLite, in one transaction');
@@ -392,12 +461,51 @@ async function cmdDiff(argv: string[], engine: Engine): Promise<number> {
   return EXIT.ok;
 }
 
+async function cmdPush(argv: string[], engine: Engine): Promise<number> {
+  const { opts, pos } = parse(argv, { dir: { type: 'string' }, to: { type: 'string' }, 'no-encrypt': { type: 'boolean' }, endpoint: { type: 'string' }, json: { type: 'boolean' } });
+  if (pos.length > 1) throw new UsageError('push takes at most one database path');
+  const db = pos[0] ? await canonicalPath(path.resolve(pos[0])) : undefined;
+  const cfg = db ? loadSettings(path.dirname(db), db) : dirSettings(opts);
+  const dir = resolveDir(opts, cfg, db);
+  if (!(await fs.stat(dir).then((st) => st.isDirectory(), () => false))) throw new BackupError('notFound', `${dir}: no such backup directory (--dir)`, { path: dir });
+  const remote = cliRemote(engine, typeof opts.to === 'string' ? opts.to : undefined, '--to', cfg.settings, {
+    encrypt: opts['no-encrypt'] ? false : undefined,
+    endpoint: typeof opts.endpoint === 'string' ? opts.endpoint : undefined,
+  });
+  const progress = !opts.json && process.stderr.isTTY ? (p: { phase: string; done: number; total: number }) => process.stderr.write(`\r${p.phase} (${p.done}/${p.total})\x1b[K`) : undefined;
+  try {
+    const res = await engine.push(dir, remote, cfg.settings, { db, onProgress: progress, retention: { ...cfg.settings.retention, ...cfg.settings.offsite.retention } });
+    if (progress) process.stderr.write('\r\x1b[K');
+    if (opts.json) json({ ...res, rotation: res.rotation ? { kept: res.rotation.keep.length, removed: res.rotation.remove.map((r) => r.id), refused: res.rotation.refused ?? null } : null });
+    else {
+      print(`${remote.label}${res.encrypted ? ' (encrypted)' : ' (NOT encrypted)'}: copied ${res.copied.length} backup(s), ${formatBytes(res.bytes)}; ${res.present} already there${res.unverified ? `; ${res.unverified} unverified not copied` : ''}`);
+      for (const c of res.copied) print(`  copied ${c.id} (${c.objects} object(s), ${formatBytes(c.bytes)})`);
+      for (const f of res.failed) print(`  FAILED ${f.id}: ${f.error}`);
+      if (res.rotation?.remove.length) print(`  rotated off-site: ${res.rotation.remove.map((r) => r.id).join(', ')}`);
+    }
+    if (res.rotationError) process.stderr.write(`lifeboat: rotation of ${remote.label} failed: ${res.rotationError}\n`);
+    return res.failed.length ? EXIT.failed : EXIT.ok;
+  } finally {
+    await remote.close();
+  }
+}
+
 async function cmdExport(argv: string[], engine: Engine): Promise<number> {
-  const { opts, pos } = parse(argv, { to: { type: 'string' }, dir: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' } });
+  const { opts, pos } = parse(argv, { to: { type: 'string' }, dir: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' }, from: { type: 'string' }, db: { type: 'string' } });
   if (pos.length !== 1) throw new UsageError('export needs exactly one backup (its path or id)');
   if (typeof opts.to !== 'string' || !opts.to) throw new UsageError('export needs --to FILE: the database (or .zip archive) to write');
-  const archive = await resolveBackup(pos[0], opts, engine);
+  let archive: BackupRef;
+  if (typeof opts.from === 'string') {
+    const remote = cliRemote(engine, opts.from, '--from', loadSettings(process.cwd()).settings);
+    archive = { store: remote, object: (await remoteBackup(engine, remote, pos[0], typeof opts.db === 'string' ? opts.db : undefined)).object };
+  } else archive = await resolveBackup(pos[0], opts, engine);
   const to = path.resolve(opts.to);
+  if (to.toLowerCase().endsWith('.age')) {
+    const res = await exportAge(engine, archive, { to, force: !!opts.force, passphrase: process.env.LIFEBOAT_PASSWORD, recipients: process.env.LIFEBOAT_AGE_RECIPIENTS });
+    if (opts.json) json({ exported: res.manifest.id, path: res.path, as: `${res.as}.age`, size: res.size, imageSha256: res.manifest.image.sha256 });
+    else print(`exported ${res.manifest.id} as an age-encrypted ${res.as === 'zip' ? 'zip archive' : 'SQLite database'} (${formatBytes(res.size)}) to ${res.path}`);
+    return EXIT.ok;
+  }
   const source = await engine.manifestOf(archive).then((m) => m.source.path, () => undefined);
   // Over the live database that is a restore, which refuses while the file is open and keeps a pre-restore backup.
   if (source && (await canonicalPath(to)) === source) {
@@ -406,7 +514,7 @@ async function cmdExport(argv: string[], engine: Engine): Promise<number> {
   // The compression level of the backup's own database, for a .zip target.
   let compressionLevel: number | undefined;
   try {
-    compressionLevel = (source ? loadSettings(path.dirname(source), source) : loadSettings(backupFolderOf(archive))).settings.compressionLevel;
+    compressionLevel = (source ? loadSettings(path.dirname(source), source) : loadSettings(typeof archive === 'string' ? backupFolderOf(archive) : process.cwd())).settings.compressionLevel;
   } catch {
     // Settings that do not parse must not stop a copy of a backup going out: the default level then.
   }
@@ -556,6 +664,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdExport(rest, engine);
       case 'diff':
         return await cmdDiff(rest, engine);
+      case 'push':
+        return await cmdPush(rest, engine);
       case 'log':
         return await cmdLog(rest, engine);
       case 'run':
@@ -592,6 +702,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     process.stderr.write(`lifeboat: unexpected error: ${(e as Error)?.stack ?? String(e)}\n`);
     return EXIT.failed;
+  } finally {
+    await closeRemotes();
   }
 }
 

@@ -72,6 +72,23 @@ export interface Settings {
   /** Repository: start a fresh full copy (sharing no pages) when the newest one is this many days old; 0 = never. */
   freshBaseDays: number;
   notifications: NotificationLevel;
+  offsite: OffsiteSettings;
+}
+
+/** Off-site copies (src/core/offsite): where, and how. Secrets are never settings. */
+export interface OffsiteSettings {
+  /** s3://bucket/prefix, sftp://user@host[:port]/path or file:///folder; '' = no off-site copies. */
+  url: string;
+  /** S3: a custom endpoint (R2, B2, MinIO, Swift); '' = AWS. */
+  endpoint: string;
+  /** S3: the region; '' = AWS_REGION or us-east-1. */
+  region: string;
+  /** Encrypt a new remote (age, with a passphrase). An existing remote keeps what it records. */
+  encrypt: boolean;
+  /** Upload limit in KiB/s; 0 = none. */
+  bandwidthKiBps: number;
+  /** The remote's own retention, over the local one: keys left out are the local policy's. */
+  retention: Partial<RetentionSettings>;
 }
 
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
@@ -96,6 +113,7 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   format: 'repository',
   freshBaseDays: 0,
   notifications: 'failures',
+  offsite: Object.freeze({ url: '', endpoint: '', region: '', encrypt: true, bandwidthKiBps: 0, retention: Object.freeze({}) }),
 }) as Settings;
 
 /** One invalid value: the setting's full key, the value seen, and why it was refused. */
@@ -257,6 +275,37 @@ export const FIELDS: ReadonlyArray<{
     set: (s, v) => (s.notifications = v),
     check: isOneOf('all', 'failures', 'none'),
   },
+  {
+    key: 'offsite.url',
+    get: (s) => s.offsite.url,
+    set: (s, v) => (s.offsite.url = v),
+    check: (v) => (typeof v !== 'string' ? 'must be a string' : v === '' || /^(s3|sftp|file):\/\/./.test(v) ? undefined : 'must be an s3://bucket/prefix, sftp://user@host/path or file:///folder URL, or empty'),
+  },
+  {
+    key: 'offsite.endpoint',
+    get: (s) => s.offsite.endpoint,
+    set: (s, v) => (s.offsite.endpoint = v),
+    check: (v) => (typeof v !== 'string' ? 'must be a string' : v === '' || /^https?:\/\/[^/\s]+/.test(v) ? undefined : 'must be an http(s):// URL, or empty for AWS'),
+  },
+  { key: 'offsite.region', get: (s) => s.offsite.region, set: (s, v) => (s.offsite.region = v), check: (v) => (typeof v === 'string' && /^[a-z0-9-]*$/.test(v) ? undefined : 'must be a region name such as us-east-1, or empty') },
+  { key: 'offsite.encrypt', get: (s) => s.offsite.encrypt, set: (s, v) => (s.offsite.encrypt = v), check: isBool },
+  { key: 'offsite.bandwidthKiBps', get: (s) => s.offsite.bandwidthKiBps, set: (s, v) => (s.offsite.bandwidthKiBps = v), check: isInt(0, 10_000_000) },
+  {
+    key: 'offsite.retention',
+    get: (s) => s.offsite.retention,
+    set: (s, v) => (s.offsite.retention = { ...(v as object) }),
+    check: (v) => {
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) return 'must be an object such as {"daily": 7, "weekly": 4, "monthly": 12}';
+      for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+        if (k === 'keepWithin') {
+          if (typeof x !== 'string' || (x !== '' && !DURATION_RE.test(x))) return `keepWithin must be a duration such as 2d (got ${JSON.stringify(x)})`;
+        } else if (['daily', 'weekly', 'monthly', 'keepEventBackups'].includes(k)) {
+          if (typeof x !== 'number' || !Number.isInteger(x) || x < 0 || x > 10000) return `${k} must be a whole number from 0 to 10000 (got ${JSON.stringify(x)})`;
+        } else return `has an unknown key ${k} (daily, weekly, monthly, keepWithin, keepEventBackups)`;
+      }
+      return undefined;
+    },
+  },
 ];
 
 /** The design's original JSON configuration keys, mapped onto settings keys. */
@@ -270,7 +319,13 @@ const LEGACY_KEYS: Record<string, (v: unknown) => [string, unknown]> = {
 };
 
 export function cloneSettings(s: Readonly<Settings>): Settings {
-  return { ...s, databases: [...s.databases], migrationTaskPatterns: [...s.migrationTaskPatterns], retention: { ...s.retention } };
+  return {
+    ...s,
+    databases: [...s.databases],
+    migrationTaskPatterns: [...s.migrationTaskPatterns],
+    retention: { ...s.retention },
+    offsite: { ...s.offsite, retention: { ...s.offsite.retention } },
+  };
 }
 
 /**

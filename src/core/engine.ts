@@ -5,13 +5,14 @@ import type { Settings } from './config';
 import { nullLogger, systemClock, type Clock, type Logger, type ProgressListener } from './context';
 import { BackupError } from './errors';
 import type { BackupFormat } from './format/format';
-import { formatNamed } from './format/formats';
+import { formatNamed, formatOfObject } from './format/formats';
 import { repoV2 } from './format/repoV2';
 import { SNAPSHOT_FOLDER } from './format/repo/snapshotManifest';
 import { zipV1 } from './format/zipV1';
 import { canonicalPath } from './fsutil';
 import type { DiffOptions, DiffReport } from './inspect/diffSql';
-import { diffSides, restoreTable, type DiffSide, type InspectDeps, type TableRestoreOptions, type TableRestoreOutcome } from './inspect/inspect';
+import { inspectUnavailable, type BrowseResult, type RowsPage } from './inspect/browseJob';
+import { browseImage, diffImages, diffSides, imageRows, openImage, restoreTable, type DatabaseImage, type DiffSide, type InspectDeps, type TableRestoreOptions, type TableRestoreOutcome } from './inspect/inspect';
 import { isVerified, type BackupRecord, type Manifest } from './model';
 import { exportBackup, type ExportOptions, type ExportResult } from './restore/export';
 import { restoreBackup, type RestoreOptions, type RestoreResult } from './restore/restore';
@@ -21,10 +22,17 @@ import { sameSourceState } from './schedule/due';
 import { KeyedQueue } from './schedule/queue';
 import { readSourceState } from './sqliteFile';
 import { LocalDirStore } from './store/localDirStore';
+import { openRemote, type RemoteSecrets, type RemoteSettings } from './store/remote/openRemote';
+import type { RemoteStore } from './store/remote/remoteStore';
+import type { BackupStore } from './store/store';
+import { pushBackups, type PushOptions, type PushResult } from './offsite/push';
 import { restoreTest, verifyBackup, type VerifyResult } from './verify/backupCheck';
 
 export { LIFEBOAT_VERSION };
-export type { BackupOptions, BackupResult, DiffOptions, DiffReport, ExportOptions, ExportResult, RestoreOptions, RestoreResult, TableRestoreOptions, TableRestoreOutcome, VerifyResult };
+export type { BackupOptions, BackupResult, BrowseResult, DatabaseImage, DiffOptions, DiffReport, ExportOptions, ExportResult, RestoreOptions, RestoreResult, RowsPage, TableRestoreOptions, TableRestoreOutcome, VerifyResult };
+
+/** A backup: its local path (a zip, or a snapshot manifest in a repository folder), or an object in a store. */
+export type BackupRef = string | { store: BackupStore; object: string };
 
 /** What the engine needs from its host: one object instead of globals. */
 export interface EngineContext {
@@ -81,7 +89,7 @@ export class Engine {
    * is reported in the result (ok false), never thrown. The result is recorded on the
    * backup and in its store's log where that can be written.
    */
-  async verifyArchive(archivePath: string, settings: Settings, o: { signal?: AbortSignal; onProgress?: ProgressListener; deep?: boolean } = {}): Promise<VerifyResult> {
+  async verifyArchive(archivePath: BackupRef, settings: Settings, o: { signal?: AbortSignal; onProgress?: ProgressListener; deep?: boolean } = {}): Promise<VerifyResult> {
     const { catalog, object, format } = this.locate(archivePath);
     return verifyBackup(this, catalog, format, object, settings, o);
   }
@@ -135,7 +143,7 @@ export class Engine {
    * taken, and the file is replaced only when no other process has it open; with `force`
    * and node:sqlite's `backup()`, SQLite writes the image into the live database instead.
    */
-  restore(archivePath: string, o: RestoreOptions): Promise<RestoreResult> {
+  restore(archivePath: BackupRef, o: RestoreOptions): Promise<RestoreResult> {
     const { catalog, object, format } = this.locate(archivePath);
     return restoreBackup(
       {
@@ -154,7 +162,7 @@ export class Engine {
    * Writes a backup out as a file that needs no Lifeboat: the database itself, or a v1
    * `.zip` archive when `o.to` ends in .zip (see `exportBackup`). Logged in the store.
    */
-  async exportBackup(archivePath: string, o: ExportOptions): Promise<ExportResult> {
+  async exportBackup(archivePath: BackupRef, o: ExportOptions): Promise<ExportResult> {
     const { catalog, object, format } = this.locate(archivePath);
     const res = await exportBackup(catalog, format, object, o);
     await catalog.record({ op: 'export', level: 'info', db: res.manifest.source.path, backup: res.manifest.id, message: `exported ${res.manifest.id} to ${res.path} (${res.as})` });
@@ -174,6 +182,34 @@ export class Engine {
   /** Replaces one table of the live database (or `o.to`) with the backup's, through SQLite, after a pre-restore backup: see `restoreTable`. */
   restoreTable(backupPath: string, o: TableRestoreOptions): Promise<TableRestoreOutcome> {
     return restoreTable(this.inspectDeps(), this.locate(backupPath), o);
+  }
+
+  /** Why this runtime cannot look inside backups (no node:sqlite), or undefined when it can. Never throws. */
+  inspectUnavailable(): string | undefined {
+    return inspectUnavailable();
+  }
+
+  /**
+   * A private image of a backup, or of the live database `{ live: path }` (snapshotted),
+   * kept until its `close()`: see `openImage`.
+   */
+  openImage(side: string | { live: string }, o: { signal?: AbortSignal; onProgress?: ProgressListener } = {}): Promise<DatabaseImage> {
+    return openImage(this.inspectDeps(), typeof side === 'string' ? { backup: this.locate(side) } : { live: side.live }, o);
+  }
+
+  /** An image's schema and per-table row counts: see `browseImage`. */
+  browseImage(image: DatabaseImage, o: { signal?: AbortSignal } = {}): Promise<BrowseResult> {
+    return browseImage(image, o);
+  }
+
+  /** One page of one table of an image: see `imageRows`. */
+  imageRows(image: DatabaseImage, table: string, o: { limit: number; offset: number; signal?: AbortSignal }): Promise<RowsPage> {
+    return imageRows(image, table, o);
+  }
+
+  /** What changed from image `older` to image `newer`: see `diffImages`. */
+  diffImages(older: DatabaseImage, newer: DatabaseImage, o: DiffOptions & { signal?: AbortSignal } = {}): Promise<DiffReport> {
+    return diffImages(older, newer, o);
   }
 
   private inspectDeps(): InspectDeps {
@@ -217,7 +253,7 @@ export class Engine {
   }
 
   /** Reads a backup's manifest (fast; no image decode). */
-  manifestOf(archivePath: string): Promise<Manifest> {
+  manifestOf(archivePath: BackupRef): Promise<Manifest> {
     const { catalog, object, format } = this.locate(archivePath);
     return format.readManifest(catalog.store, object);
   }
@@ -228,7 +264,12 @@ export class Engine {
    * `<dir>`, anything else a v1 archive in its folder (so that a stray file is reported
    * as no valid archive).
    */
-  private locate(backupPath: string): { catalog: Catalog; object: string; format: BackupFormat } {
+  private locate(ref: BackupRef): { catalog: Catalog; object: string; format: BackupFormat } {
+    if (typeof ref !== 'string') {
+      const format = formatOfObject(ref.object);
+      return { catalog: new Catalog(ref.store, { clock: this.clock }), object: ref.object, format };
+    }
+    const backupPath = ref;
     const p = path.resolve(backupPath);
     const parent = path.dirname(p);
     if (path.basename(parent) === SNAPSHOT_FOLDER && p.endsWith('.json')) {
@@ -238,4 +279,33 @@ export class Engine {
     const { store, object } = LocalDirStore.forFile(p, { clock: this.clock });
     return { catalog: new Catalog(store, { clock: this.clock }), object, format: zipV1 };
   }
+
+  /**
+   * An off-site store (S3, SFTP, a folder) from its settings and the secrets the front end
+   * resolved. Nothing is contacted until it is used.
+   */
+  remote(settings: RemoteSettings, secrets: RemoteSecrets, o: { scryptLogN?: number } = {}): RemoteStore {
+    return openRemote(settings, secrets, { clock: this.clock, scryptLogN: o.scryptLogN });
+  }
+
+  /**
+   * Copies the verified backups of `dir` that `remote` lacks (see `pushBackups`), then
+   * rotates the remote under `retention` (the local policy unless the remote has its own).
+   * Rotation failing never fails the copy; it is logged and returned.
+   */
+  async push(dir: string, remote: RemoteStore, settings: Settings, o: PushOptions & { retention?: Settings['retention'] } = {}): Promise<PushResult & { rotation?: RotationPlan; rotationError?: string }> {
+    const res: PushResult & { rotation?: RotationPlan; rotationError?: string } = await pushBackups(this, this.catalog(dir), remote, o);
+    try {
+      res.rotation = await rotateStore(this, new Catalog(remote, { clock: this.clock }), { ...settings, retention: o.retention ?? settings.retention });
+    } catch (e) {
+      res.rotationError = (e as Error).message;
+    }
+    return res;
+  }
+
+  /** The backups in any store (an off-site one: `engine.remote(...)`), newest first. */
+  listStore(store: BackupStore): Promise<{ records: BackupRecord[]; broken: { path: string; object: string; error: string }[] }> {
+    return new Catalog(store, { clock: this.clock }).list();
+  }
+
 }

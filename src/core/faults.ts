@@ -23,7 +23,7 @@
 import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
 import { getEnvironmentData, isMainThread, setEnvironmentData } from 'node:worker_threads';
 
-export type CrashOp = 'rename' | 'unlink' | 'fsync' | 'fsyncDir' | 'truncate' | 'sqliteWrite';
+export type CrashOp = 'rename' | 'unlink' | 'fsync' | 'fsyncDir' | 'truncate' | 'sqliteWrite' | 'upload';
 
 const SHARED_KEY = 'lifeboat.crashCounter';
 

@@ -157,6 +157,8 @@ export interface BackupState {
   lastVerify?: VerifyReport & { archiveOk: boolean };
   /** The latest restore test. */
   lastRestoreTest?: { at: string; ok: boolean; detail?: string };
+  /** Off-site copies, by remote URL: when the copy was made and checked there. */
+  offsite?: Record<string, { at: string }>;
 }
 
 /** One backup as listed: its manifest, where it is, and the catalog's state for it. */

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Logger } from '../core/context';
-import type { BackupResult } from '../core/engine';
+import type { BackupResult, TableRestoreOutcome } from '../core/engine';
 import { BackupError } from '../core/errors';
 import type { BackupKind, Manifest } from '../core/model';
 import { restoreInUseSupport } from '../core/restore/inUse';
@@ -26,7 +26,7 @@ import type { StatusBar } from './statusBar';
 export type Route = 'command' | 'panel' | 'schedule' | 'task' | 'shutdown';
 
 /** The operations the service runs and settles. */
-export type Operation = 'backup' | 'restore' | 'verify' | 'verifyAll' | 'export' | 'delete' | 'pin' | 'unpin' | 'rotate' | 'restoreTest' | 'schedule';
+export type Operation = 'backup' | 'restore' | 'restoreTable' | 'verify' | 'verifyAll' | 'export' | 'delete' | 'pin' | 'unpin' | 'rotate' | 'restoreTest' | 'schedule';
 
 /**
  * How an operation ended: `ok`; `unverified` (a backup whose verification was skipped);
@@ -54,6 +54,12 @@ export interface Settled {
 /** The result of `backup`: the settled outcome, with the engine's result or error. */
 export interface BackupOutcome extends Settled {
   result?: BackupResult;
+  error?: Error;
+}
+
+/** The result of `restoreTable`: the settled outcome, with the engine's result or error. */
+export interface TableRestoreSettled extends Settled {
+  result?: TableRestoreOutcome;
   error?: Error;
 }
 
@@ -248,6 +254,45 @@ export class BackupService implements vscode.Disposable {
     } catch (e) {
       if (BackupError.is(e, 'cancelled')) return this.finish({ ...at, outcome: 'cancelled', message: `Lifeboat: the restore of ${name} was cancelled; ${name} is unchanged.` });
       return this.finish({ ...at, outcome: 'failed', message: `Lifeboat: restoring ${name} failed: ${messageOf(e)}`, retry: () => this.restore(chosen, o) });
+    }
+  }
+
+  /**
+   * Replaces table `table` of `target`'s database with the backup's, through SQLite in one
+   * transaction, after a `pre-restore` backup (the engine's restoreTable); the caller has
+   * asked the user already. The message says how many rows the table holds now, which
+   * pre-restore backup was made and what the foreign key check found; a refusal (the
+   * table is defined differently, missing) says what differs and that nothing changed.
+   * Resolves undefined when the workspace is not trusted; never rejects.
+   */
+  async restoreTable(chosen: ChosenBackup, target: DbTarget, table: string, o: { route: Route }): Promise<TableRestoreSettled | undefined> {
+    if (!(await this.trusted(o.route, 'restore a table'))) return undefined;
+    const { state, db } = target;
+    const name = path.basename(db);
+    const dirs = [...new Set([backupDirOf(chosen.archive), state.dir])];
+    const base = { op: 'restoreTable' as const, route: o.route, db, dirs, state, backup: chosen.record?.id ?? backupIdOf(chosen.archive) };
+    try {
+      const { engine } = await this.core.get();
+      const r = await this.run(
+        o.route,
+        `Lifeboat: restoring table ${table} of ${name}`,
+        undefined,
+        (signal, onProgress) => engine.restoreTable(chosen.archive, { table, to: db, settings: state.settings, signal, onProgress }),
+        (x) => ({ ok: true, message: `restored table ${table} of ${name} (${x.rows} rows)` }),
+      );
+      const fk = r.foreignKeyViolationCount
+        ? `the foreign key check found ${r.foreignKeyViolationCount} violation${r.foreignKeyViolationCount === 1 ? '' : 's'} (first: ${r.foreignKeyViolations
+            .slice(0, 3)
+            .map((v) => `${v.table} row ${v.rowid ?? '?'} → ${v.parent}`)
+            .join('; ')})`
+        : 'the foreign key check found no violations';
+      const message = `Lifeboat: restored table ${table} of ${name} from the backup of ${formatLocal(r.manifest.created)}: ${r.rows} row${r.rows === 1 ? '' : 's'} (it had ${r.before}). The previous state is kept as backup ${r.preRestore.id}; ${fk}.`;
+      return { ...(await this.finish({ ...base, outcome: 'ok', message, log: `restored table ${table} of ${db} from ${chosen.archive}: ${r.before} rows replaced by ${r.rows}; pre-restore backup ${r.preRestore.id}; ${fk}`, notify: 'info' })), result: r };
+    } catch (e) {
+      if (BackupError.is(e, 'cancelled')) return { ...(await this.finish({ ...base, outcome: 'cancelled', message: `Lifeboat: restoring table ${table} of ${name} was cancelled; ${name} is unchanged.` })), error: e as Error };
+      // A refusal (the table differs, is missing) is not worth a Retry: the same request fails the same way.
+      const retry = BackupError.is(e, 'usage') ? undefined : () => this.restoreTable(chosen, target, table, o);
+      return { ...(await this.finish({ ...base, outcome: 'failed', message: `Lifeboat: table ${table} of ${name} was not restored: ${messageOf(e)}`, retry })), error: e as Error };
     }
   }
 

@@ -8,6 +8,9 @@ export const COMMANDS = {
   backupNow: { id: 'lifeboat.backupNow', title: 'Back Up Now', palette: true },
   restoreBackup: { id: 'lifeboat.restoreBackup', title: 'Restore Backup...', palette: true },
   verifyBackup: { id: 'lifeboat.verifyBackup', title: 'Verify Backup', palette: true },
+  openBackup: { id: 'lifeboat.openBackup', title: 'Open Backup', palette: true },
+  compareWithCurrent: { id: 'lifeboat.compareWithCurrent', title: 'Compare with Current Database', palette: true },
+  compareBackups: { id: 'lifeboat.compareBackups', title: 'Compare Two Backups', palette: true },
   verifyAll: { id: 'lifeboat.verifyAll', title: 'Verify All Backups', palette: true },
   saveBackupAs: { id: 'lifeboat.saveBackupAs', title: 'Save Backup As...', palette: true },
   deleteBackup: { id: 'lifeboat.deleteBackup', title: 'Delete Backup', palette: false },
@@ -20,6 +23,10 @@ export const COMMANDS = {
   revealBackup: { id: 'lifeboat.revealBackup', title: 'Reveal Backup in File Explorer', palette: false },
   addBackupStep: { id: 'lifeboat.addBackupStep', title: 'Add Backup Step to Migration Task...', palette: true },
   refresh: { id: 'lifeboat.refresh', title: 'Refresh', palette: false },
+  setOffsiteCredentials: { id: 'lifeboat.setOffsiteCredentials', title: 'Set Off-site Credentials...', palette: true },
+  copyOffsiteNow: { id: 'lifeboat.copyOffsiteNow', title: 'Copy Off-site Now', palette: true },
+  verifyOffsite: { id: 'lifeboat.verifyOffsite', title: 'Verify Off-site Copies', palette: true },
+  restoreFromOffsite: { id: 'lifeboat.restoreFromOffsite', title: 'Restore from Off-site...', palette: true },
 } as const;
 
 export type CommandKey = keyof typeof COMMANDS;

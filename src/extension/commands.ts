@@ -6,7 +6,10 @@ import { COMMANDS, type CommandHandlers } from './commandIds';
 import type { Folders } from './folders';
 import { isInside, relativeDb } from './folders';
 import { backupDirOf, backupIdOf, SAVE_AS_FILTERS, saveAsName } from './backupFiles';
-import { allDatabases, isNode, pickBackup, pickDatabases } from './picks';
+import { formatLocal, rowDescription } from './format';
+import { allDatabases, dbOfNode, isNode, pickBackup, pickDatabases, type ChosenBackup } from './picks';
+import type { InspectHost } from './inspectHost';
+import type { OffsiteHost } from './offsite';
 import type { PanelHost } from './panel';
 import type { TaskHook } from './tasks';
 
@@ -17,6 +20,8 @@ export interface CommandDeps {
   backups: BackupService;
   channel: vscode.LogOutputChannel;
   panel: PanelHost;
+  inspect: InspectHost;
+  offsite: OffsiteHost;
   tasks: TaskHook;
   refresh(): void;
 }
@@ -132,6 +137,53 @@ export function commandHandlers(d: CommandDeps): CommandHandlers {
     }
   };
 
+  const openBackup = async (arg?: unknown) => {
+    const chosen = await pickBackup(folders, model, arg, { title: COMMANDS.openBackup.title });
+    if (chosen) await d.inspect.openBackup(chosen);
+  };
+
+  const compareWithCurrent = async (arg?: unknown) => {
+    const chosen = await pickBackup(folders, model, arg, { title: COMMANDS.compareWithCurrent.title });
+    if (chosen) await d.inspect.compareWithCurrent(chosen);
+  };
+
+  /** Two backup rows (a test, another extension), one row (the other is picked), or both picked. */
+  const compareBackups = async (arg?: unknown, arg2?: unknown) => {
+    const title = COMMANDS.compareBackups.title;
+    const asChosen = (x: unknown): ChosenBackup | undefined =>
+      isNode(x) && x.type === 'backup' ? { record: x.record, archive: x.record.path, target: dbOfNode(x) } : x instanceof vscode.Uri ? { archive: x.fsPath } : undefined;
+    const first = asChosen(arg);
+    const second = asChosen(arg2);
+    if (first && second) {
+      await d.inspect.compareBackups(first, second);
+      return;
+    }
+    const targets = first?.target ? [first.target] : await pickDatabases(folders, arg, { title });
+    const target = targets?.[0];
+    if (!target) return;
+    const { records } = await model.ofDatabase(target.state, target.db);
+    const others = records.filter((r) => r.id !== first?.record?.id);
+    if (others.length < (first ? 1 : 2)) {
+      void vscode.window.showInformationMessage(`Lifeboat: ${path.basename(target.db)} needs two backups to compare; it has ${records.length}.`);
+      return;
+    }
+    const items = others.map((r) => ({ label: formatLocal(r.manifest.created), description: rowDescription(r), detail: r.id, record: r }));
+    let picked: typeof items;
+    if (first) {
+      const one = await vscode.window.showQuickPick(items, { title, placeHolder: `Compare the backup of ${formatLocal(first.record?.manifest.created ?? '')} with which backup?`, matchOnDetail: true });
+      picked = one ? [one] : [];
+    } else {
+      picked = (await vscode.window.showQuickPick(items, { title, placeHolder: `Choose two backups of ${path.basename(target.db)}`, canPickMany: true, matchOnDetail: true })) ?? [];
+      if (picked.length && picked.length !== 2) {
+        void vscode.window.showInformationMessage(`Lifeboat: choose exactly two backups to compare (${picked.length} were chosen).`);
+        return;
+      }
+    }
+    const chosen = picked.map((p): ChosenBackup => ({ record: p.record, archive: p.record.path, target }));
+    if (first) chosen.unshift(first);
+    if (chosen.length === 2) await d.inspect.compareBackups(chosen[0], chosen[1]);
+  };
+
   const reveal = async (arg?: unknown) => {
     const chosen = await pickBackup(folders, model, arg, { title: COMMANDS.revealBackup.title });
     if (chosen) await backups.reveal(chosen.archive);
@@ -141,6 +193,9 @@ export function commandHandlers(d: CommandDeps): CommandHandlers {
     backupNow,
     restoreBackup: restore,
     verifyBackup: verify,
+    openBackup,
+    compareWithCurrent,
+    compareBackups,
     verifyAll,
     saveBackupAs: saveAs,
     deleteBackup: del,
@@ -153,6 +208,18 @@ export function commandHandlers(d: CommandDeps): CommandHandlers {
     revealBackup: reveal,
     addBackupStep: (arg?: unknown) => d.tasks.addBackupStepCommand(arg),
     refresh: () => d.refresh(),
+    setOffsiteCredentials: async () => {
+      if (await requireTrust('set off-site credentials')) await d.offsite.setCredentials();
+    },
+    copyOffsiteNow: async () => {
+      if (await requireTrust('copy backups off-site')) return d.offsite.copyNowCommand();
+      return undefined;
+    },
+    verifyOffsite: () => d.offsite.verifyCommand(),
+    restoreFromOffsite: async () => {
+      if (await requireTrust('restore')) return d.offsite.restoreCommand();
+      return undefined;
+    },
   };
 }
 

@@ -8,6 +8,8 @@ import { Folders, type FolderState } from './folders';
 import { DisposableStore } from './lifecycle';
 import { channelLogger, LogMirror } from './log';
 import { Operations } from './operations';
+import { InspectHost } from './inspectHost';
+import { OffsiteHost } from './offsite';
 import { PanelHost } from './panel';
 import type { SchedulerHostLike } from './schedulerHost';
 import { StatusBar, type StatusSnapshot } from './statusBar';
@@ -41,6 +43,10 @@ export interface LifeboatApi {
   refresh(): Promise<void>;
   /** The Settings and Statistics panel's host (its message handling, for tests). */
   readonly panel: PanelHost;
+  /** The host of the backup and comparison views (their views and message handling, for tests). */
+  readonly inspect: InspectHost;
+  /** Off-site copies: credentials, copies, verification, restore (its prompts are replaceable, for tests). */
+  readonly offsite: OffsiteHost;
   /**
    * Fires once per backup, restore, verification, deletion, pin, rotation or scheduled run,
    * after its after-effects (tree, status bar, panel, log) ran, whichever route started it.
@@ -70,6 +76,10 @@ export class Container implements vscode.Disposable {
   readonly backups: BackupService;
   readonly tasks: TaskHook;
   readonly panel: PanelHost;
+  /** The read-only views of backups and comparisons. */
+  readonly inspect: InspectHost;
+  /** Off-site copies. */
+  readonly offsite: OffsiteHost;
   private scheduler: SchedulerHostLike | undefined;
   readonly ready: Promise<void>;
 
@@ -91,7 +101,19 @@ export class Container implements vscode.Disposable {
     });
     this.ops = add(new Operations(this.channel));
     this.backups = add(new BackupService(this.core, this.folders, this.model, this.status, mirror, this.ops, this.channel));
-    this.panel = add(new PanelHost(context.extensionUri, this.core, this.folders, this.model, this.channel, this.backups, this.ops, this.status));
+    this.offsite = add(new OffsiteHost(context.secrets, this.core, this.folders, this.model, this.ops, this.channel));
+    this.inspect = add(new InspectHost(context.extensionUri, this.core, this.folders, this.backups, this.ops, this.channel));
+    this.panel = add(new PanelHost(context.extensionUri, this.core, this.folders, this.model, this.channel, this.backups, this.ops, this.status, (chosen) => this.inspect.compareWithCurrent(chosen)));
+    this.tree.offsiteFailureOf = (url) => this.offsite.failureOf(url);
+    this.status.offsiteOf = (state, records) => this.offsite.summarize(state, records);
+    this.panel.offsiteOf = (state, records) => this.offsite.summarize(state, records);
+    add(
+      this.offsite.onDidChange(() => {
+        this.tree.refresh();
+        void this.status.update();
+        this.panel.notifyChanged();
+      }),
+    );
     this.tasks = add(new TaskHook(this.folders, this.backups, this.ops, this.channel));
     const handlers = commandHandlers({
       folders: this.folders,
@@ -99,11 +121,23 @@ export class Container implements vscode.Disposable {
       backups: this.backups,
       channel: this.channel,
       panel: this.panel,
+      inspect: this.inspect,
+      offsite: this.offsite,
       tasks: this.tasks,
       refresh: () => void this.refresh(),
     });
     for (const d of registerCommands(handlers, (title, e) => this.ops.failure(`Lifeboat: ${title} failed: ${(e as Error)?.message ?? String(e)}`))) add(d);
     add(this.model.onDidChangeDir((dir) => void mirror.sync(dir)));
+    // After a verified local backup, the off-site copy runs on its own: the backup has settled already.
+    add(
+      this.backups.onDidSettle((s) => {
+        if (s.op !== 'backup' || s.outcome !== 'ok' || s.route === 'shutdown') return;
+        void this.folders.resolve().then((states) => {
+          const state = states.find((x) => s.dirs.includes(x.dir));
+          if (state) return this.offsite.afterBackup(state);
+        });
+      }),
+    );
     add(this.folders.onDidChange(() => void this.onFoldersChanged()));
     this.scheduler = add(makeScheduler(this));
     // Everything that reads files waits until activation has returned.
@@ -187,6 +221,8 @@ export class Container implements vscode.Disposable {
       schedules: () => this.scheduler?.describe() ?? [],
       refresh: () => this.refresh().then(() => this.status.update()),
       panel: this.panel,
+      inspect: this.inspect,
+      offsite: this.offsite,
       onDidSettle: this.backups.onDidSettle,
       logUri: this.context.logUri,
       shutdownBackup: () => this.shutdown(),

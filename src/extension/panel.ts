@@ -1,9 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import { FIELDS, normalize, validate } from '../core/config';
 import type { LogEntry } from '../core/catalog/backupLog';
+import type { BackupRecord } from '../core/model';
 import type {
   HostMessage,
+  OffsiteView,
   OperationView,
   PanelState,
   ProgressState,
@@ -22,6 +23,8 @@ import { relativeDb } from './folders';
 import type { OperationEvent, Operations } from './operations';
 import { databaseView, onlyFormKeys, toFieldIssues } from './panelHostState';
 import type { StatusBar } from './statusBar';
+import { appHtml } from './webviewHtml';
+import type { ChosenBackup } from './picks';
 
 const TARGET: Record<SettingsScope, vscode.ConfigurationTarget> = {
   workspace: vscode.ConfigurationTarget.Workspace,
@@ -64,6 +67,8 @@ export class PanelHost implements vscode.Disposable {
     private readonly backups: BackupService,
     ops?: Pick<Operations, 'onDidProgress'>,
     private readonly status?: Pick<StatusBar, 'lastFailureOf' | 'onDidReportFailure'>,
+    /** Opens a backup's comparison with the current database (the history's "Compare with Current"). */
+    private readonly compare?: (chosen: ChosenBackup) => Promise<unknown>,
   ) {
     this.subs.push(
       model.onDidChange(() => this.stateChanged()),
@@ -74,6 +79,14 @@ export class PanelHost implements vscode.Disposable {
     if (ops) this.subs.push(ops.onDidProgress((e) => this.onProgress(e)));
     // A failure may never reach the backup log (an unwritable directory): the status bar's count too.
     if (status) this.subs.push(status.onDidReportFailure(() => this.stateChanged()));
+  }
+
+  /** The off-site state of a database's backups (set by the container); undefined without a remote. */
+  offsiteOf?: (state: FolderState, records: BackupRecord[]) => OffsiteView | undefined;
+
+  /** Rebuilds and sends the state (after a change the panel does not watch itself: an off-site copy). */
+  notifyChanged(): void {
+    this.stateChanged();
   }
 
   /** Reveals the one panel, creating it when needed. Safe to repeat. */
@@ -104,37 +117,12 @@ export class PanelHost implements vscode.Disposable {
         this.ready = false;
       }
     });
-    panel.webview.html = this.html(panel.webview);
+    panel.webview.html = appHtml(panel.webview, this.extensionUri, 'Lifeboat: Settings and Statistics', 'panel');
   }
 
   /** True while the panel exists. */
   get isOpen(): boolean {
     return this.panel !== undefined;
-  }
-
-  private html(webview: vscode.Webview): string {
-    const nonce = randomBytes(16).toString('base64');
-    const script = webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview.js'));
-    const csp = [
-      "default-src 'none'",
-      `img-src ${webview.cspSource} data:`,
-      `style-src ${webview.cspSource} 'nonce-${nonce}'`,
-      `font-src ${webview.cspSource}`,
-      `script-src 'nonce-${nonce}'`,
-    ].join('; ');
-    return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Lifeboat: Settings and Statistics</title>
-</head>
-<body>
-<div id="app" data-nonce="${nonce}"></div>
-<script type="module" nonce="${nonce}" src="${script.toString()}"></script>
-</body>
-</html>`;
   }
 
   /**
@@ -209,6 +197,9 @@ export class PanelHost implements vscode.Disposable {
             return;
           case 'reveal':
             await this.backups.reveal(record.path);
+            return;
+          case 'compare':
+            await this.compare?.(chosen);
             return;
         }
       }
@@ -310,6 +301,7 @@ export class PanelHost implements vscode.Disposable {
             schedule,
             error: listing.error,
             sessionFailure: this.status?.lastFailureOf(db),
+            offsite: this.offsiteOf?.(state, records),
           }),
         );
       }

@@ -6,7 +6,7 @@ import type { LogEntry } from '../core/catalog/backupLog';
 import { FIELDS, type Settings, type ValidationIssue } from '../core/config';
 import type { BackupRecord, Tier } from '../core/model';
 import type { Stats } from '../core/stats';
-import type { DatabaseStats, DatabaseView, FailureMark, FieldIssue, FormKey, HistoryRow, SettingsValues } from '../../webview/protocol';
+import type { DatabaseStats, DatabaseView, FailureMark, FieldIssue, FormKey, HistoryRow, OffsiteView, SettingsValues } from '../../webview/protocol';
 import { FORM_KEYS } from '../../webview/protocol';
 import { rowState } from './format';
 
@@ -27,6 +27,8 @@ export interface DatabaseInput {
   error?: string;
   /** The newest failure the extension saw in this session (the status bar's), which may be missing from the log. */
   sessionFailure?: FailureMark;
+  /** The off-site copy's state, when a remote is set. */
+  offsite?: OffsiteView;
 }
 
 /** The form's values of `settings`, keyed by FORM_KEYS. Pure. */
@@ -124,5 +126,6 @@ export function databaseView(i: DatabaseInput): DatabaseView {
     failures,
     settings: formValues(i.settings),
     error: i.error,
+    offsite: i.offsite,
   };
 }

@@ -4,7 +4,8 @@ import { isoLocal } from '../core/time';
 import type { Settings } from '../core/config';
 import type { BackupsModel } from './backupsModel';
 import { COMMANDS } from './commandIds';
-import { displayName, type Folders } from './folders';
+import { displayName, type FolderState, type Folders } from './folders';
+import type { BackupRecord } from '../core/model';
 import { formatAge } from './format';
 
 /** What the status bar shows, exposed for tests. */
@@ -33,11 +34,16 @@ export async function scheduleIntervalMs(s: Settings, now: Date): Promise<number
   return s.scheduleDaily ? 86_400_000 : undefined;
 }
 
+/** The status bar warns when a verified backup older than this is not off-site yet (nor any newer one). */
+export const OFFSITE_LAG_WARN_MS = 86_400_000;
+
 /**
  * The status bar item: the age of the newest verified backup of the least recently
  * backed-up database ("$(database) 3 h ago"), the warning colour when that is older
  * than twice the schedule's interval, the error colour after a failure (until the next
- * success of that database). Hidden when no database is configured. Click opens the panel.
+ * success of that database); the warning colour too when a database's off-site copy lags
+ * its newest verified backup by more than a day. Hidden when no database is configured.
+ * Click opens the panel.
  */
 export class StatusBar implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
@@ -51,6 +57,8 @@ export class StatusBar implements vscode.Disposable {
   private snapshot: StatusSnapshot = { visible: false, text: '', background: 'none', tooltip: '' };
   private timer: NodeJS.Timeout;
   private updating: Promise<void> = Promise.resolve();
+  /** The off-site state of a database's backups (set by the container); undefined without a remote. */
+  offsiteOf: (state: FolderState, records: BackupRecord[]) => { url: string; lagMs: number; failure?: string } | undefined = () => undefined;
 
   constructor(
     private readonly folders: Folders,
@@ -109,6 +117,7 @@ export class StatusBar implements vscode.Disposable {
     const now = Date.now();
     let worst: { age: number; db: string } | undefined;
     let late = false;
+    let offsiteLate = false;
     const lines: string[] = [];
     for (const state of withDbs) {
       const interval = await scheduleIntervalMs(state.settings, new Date(now));
@@ -120,16 +129,22 @@ export class StatusBar implements vscode.Disposable {
         if (interval !== undefined && age > 2 * interval) late = true;
         const fail = this.failures.get(db);
         lines.push(`- ${displayName(state.folder, db)}: ${newest ? `verified backup ${formatAge(age)}` : 'no verified backup'}${fail ? ` — last attempt FAILED: ${fail}` : ''}`);
+        const off = this.offsiteOf(state, records);
+        if (off && off.lagMs > OFFSITE_LAG_WARN_MS) {
+          offsiteLate = true;
+          const behind = `a verified backup of ${formatAge(off.lagMs)} is not copied yet`;
+          lines.push(`  - off-site copy in ${off.url}: ${behind}${off.failure ? ` (${off.failure.replace(/^Lifeboat: /, '')})` : ''}`);
+        }
       }
     }
     const failed = this.failures.size > 0;
-    const text = `$(database) ${worst && worst.age !== Infinity ? formatAge(worst.age) : 'no backup'}`;
-    const background = failed ? 'error' : late ? 'warning' : 'none';
+    const text = `$(database) ${worst && worst.age !== Infinity ? formatAge(worst.age) : 'no backup'}${offsiteLate ? ' $(cloud) off-site behind' : ''}`;
+    const background = failed ? 'error' : late || offsiteLate ? 'warning' : 'none';
     this.item.text = text;
     this.item.backgroundColor = background === 'none' ? undefined : new vscode.ThemeColor(`statusBarItem.${background}Background`);
     const tooltip = `**Lifeboat**\n\n${lines.join('\n')}\n\nClick to open settings and statistics.`;
     this.item.tooltip = new vscode.MarkdownString(tooltip);
-    this.item.accessibilityInformation = { label: `Lifeboat: newest verified backup ${text.replace('$(database) ', '')}${failed ? ', last backup failed' : ''}` };
+    this.item.accessibilityInformation = { label: `Lifeboat: newest verified backup ${text.replace('$(database) ', '').replace(' $(cloud) off-site behind', '')}${failed ? ', last backup failed' : ''}${offsiteLate ? ', the off-site copy lags more than a day' : ''}` };
     this.item.show();
     this.snapshot = { visible: true, text, background, tooltip };
   }

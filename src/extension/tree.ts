@@ -5,7 +5,8 @@ import type { BackupsModel } from './backupsModel';
 import { backupContext, NodeContext } from './contextValues';
 import type { FolderState, Folders } from './folders';
 import { relativeDb } from './folders';
-import { backupTooltip, formatLocal, formatRowLabel, rowDescription, rowState, TIER_LABEL } from './format';
+import { backupTooltip, formatLocal, formatRowLabel, mdEscape, rowDescription, rowState, TIER_LABEL } from './format';
+import { offsiteState } from './offsite';
 
 /** A database row. */
 export interface DatabaseNode {
@@ -45,6 +46,8 @@ export class BackupsTree implements vscode.TreeDataProvider<Node>, vscode.Dispos
   private readonly changed = new vscode.EventEmitter<Node | undefined>();
   readonly onDidChangeTreeData = this.changed.event;
   private readonly subs: vscode.Disposable[];
+  /** The last off-site copy failure of a remote URL (set by the container; rows then read "off-site failed"). */
+  offsiteFailureOf: (url: string) => string | undefined = () => undefined;
 
   constructor(
     private readonly folders: Folders,
@@ -115,8 +118,23 @@ export class BackupsTree implements vscode.TreeDataProvider<Node>, vscode.Dispos
         const state = rowState(r);
         const item = new vscode.TreeItem(formatRowLabel(r.manifest.created), vscode.TreeItemCollapsibleState.None);
         item.id = `backup:${r.path}`;
-        item.description = rowDescription(r);
-        const md = new vscode.MarkdownString(backupTooltip(r, node.keep));
+        const url = node.parent.parent.state.settings.offsite.url;
+        const off = url ? offsiteState(r, url, this.offsiteFailureOf(url)) : undefined;
+        item.description = rowDescription(r) + (off ? ` · ${OFFSITE_WORD[off.state]}` : '');
+        let tip = backupTooltip(r, node.keep);
+        if (off) {
+          const where = mdEscape(url);
+          tip += `\n\n**Off-site:** ${
+            off.state === 'copied'
+              ? `copied to ${where} ${mdEscape(formatLocal(off.at!))}`
+              : off.state === 'failed'
+                ? `not copied to ${where}: ${mdEscape(off.detail ?? 'failed')}`
+                : off.state === 'pending'
+                  ? `pending (not in ${where} yet)`
+                  : `not copied (only verified backups go off-site)`
+          }`;
+        }
+        const md = new vscode.MarkdownString(tip);
         md.supportThemeIcons = false;
         item.tooltip = md;
         item.iconPath = r.state.pinned
@@ -147,6 +165,8 @@ export class BackupsTree implements vscode.TreeDataProvider<Node>, vscode.Dispos
     this.changed.dispose();
   }
 }
+
+const OFFSITE_WORD = { copied: 'off-site', pending: 'off-site pending', failed: 'off-site failed', unverified: 'not off-site' } as const;
 
 function fallbackTier(r: BackupRecord): Tier {
   if (r.state.pinned || r.manifest.kind === 'manual') return 'manual';

@@ -7,6 +7,8 @@ import { DEFAULT_SETTINGS, normalize, validate } from '../../src/core/config';
 import { scheduleFromSettings, slotsBetween } from '../../src/core/schedule/slots';
 import type { PanelState, RequestResults, SettingsValues } from '../../webview/protocol';
 
+export { answerInspect, browseState, compareState } from './inspectFixtures';
+
 const issuesOf = (values: SettingsValues) => validate(new Map(Object.entries(values))).map((i) => ({ field: i.field, reason: i.reason }));
 
 /** Answers one Request like the real host (the retention preview keeps the newest `retention.daily` rows). */

@@ -46,10 +46,10 @@ try {
   const fakeHost = await import(pathToFileURL(path.join(tmp, 'fakeHost.mjs')).href);
 
   // The page: the host's CSP (script and style only by nonce), the theme's variables, the fake VS Code API, the app.
-  const pageHtml = (theme, nonce) => `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
+  const pageHtml = (theme, nonce, view = 'panel') => `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src 'self' data:; style-src 'self' 'nonce-${nonce}'; font-src 'self'; script-src 'nonce-${nonce}'">
 <style nonce="${nonce}">${themeCss(theme)}</style><title>Lifeboat panel test</title></head>
-<body class="${THEMES[theme].bodyClass}"><div id="app"></div>
+<body class="${THEMES[theme].bodyClass}"><div id="app" data-view="${view === 'inspect' ? 'inspect' : 'panel'}"></div>
 <script nonce="${nonce}" src="/fakeApi.js"></script>
 <script type="module" nonce="${nonce}" src="/webview.js"></script></body></html>`;
   const fakeApi = `
@@ -72,7 +72,7 @@ window.acquireVsCodeApi = () => ({
   server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://127.0.0.1');
     if (url.pathname === '/') {
-      res.writeHead(200, { 'content-type': 'text/html' }).end(pageHtml(url.searchParams.get('theme') ?? 'dark', randomBytes(12).toString('base64')));
+      res.writeHead(200, { 'content-type': 'text/html' }).end(pageHtml(url.searchParams.get('theme') ?? 'dark', randomBytes(12).toString('base64'), url.searchParams.get('view') ?? 'panel'));
     } else if (url.pathname === '/webview.js') {
       res.writeHead(200, { 'content-type': 'text/javascript' }).end(bundle);
     } else if (url.pathname === '/fakeApi.js') {
@@ -86,15 +86,15 @@ window.acquireVsCodeApi = () => ({
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-gpu'] });
 
   let state = panelState(40);
-  async function openPage(theme = 'dark', viewport = { width: 1200, height: 900 }) {
+  async function openPage(theme = 'dark', viewport = { width: 1200, height: 900 }, view = 'panel') {
     const context = await browser.newContext({ viewport, deviceScaleFactor: 1, locale: 'en-US', timezoneId: 'UTC' });
     const page = await context.newPage();
     page.setDefaultTimeout(10_000);
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
     page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-    await page.exposeFunction('__hostRequest', (method, params) => fakeHost.answer(method, params, state, new Date(NOW)));
-    await page.goto(`${base}/?theme=${theme}`);
+    await page.exposeFunction('__hostRequest', (method, params) => (method.startsWith('inspect/') ? fakeHost.answerInspect(method, params) : fakeHost.answer(method, params, state, new Date(NOW))));
+    await page.goto(`${base}/?theme=${theme}&view=${view}`);
     await page.waitForFunction(() => window.__sent.length > 0);
     return { page, errors, close: () => context.close() };
   }
@@ -425,6 +425,100 @@ window.acquireVsCodeApi = () => ({
       const file = path.join(results, `panel-${theme}.png`);
       await page.screenshot({ path: file, fullPage: true });
       assert.ok(statSync(file).size > 10_000, 'a real picture');
+      assert.deepEqual(errors, []);
+      assert.deepEqual(await page.evaluate(() => window.__violations), [], 'no CSP violations');
+      await close();
+    });
+  }
+
+  // The backup and comparison views (webview/inspect.ts), the other app of the same bundle.
+  const openInspect = (theme = 'dark', viewport = { width: 1200, height: 900 }) => openPage(theme, viewport, 'inspect');
+  const rowsRequests = async (page, method) => (await sent(page)).filter((m) => m.method === method).map((m) => m.params);
+
+  test('inspect: says inspect/app/ready first, then draws a backup: tables, counts, schema, the first rows', async () => {
+    const { page, errors, close } = await openInspect();
+    await page.waitForTimeout(100);
+    assert.deepEqual(await sent(page), [{ kind: 'command', method: 'inspect/app/ready' }]);
+    await notify(page, 'inspect/state/didChange', fakeHost.browseState());
+    await page.locator('#rows-page').getByText('Rows 1–100 of 250').waitFor();
+    assert.deepEqual(await rowsRequests(page, 'inspect/table/rows'), [{ table: 'customers', offset: 0 }]);
+    const tables = await page.locator('#tables tbody tr').allInnerTexts();
+    assert.deepEqual(tables.map((t) => t.split('\t').slice(0, 2).join(' ')), ['customers 250', 'kv 20', 'log 6', 'orders 100']);
+    assert.match(await page.locator('h1').innerText(), /data\/shop\.db\s+read-only/);
+    assert.match(await page.locator('#schema').innerText(), /Triggers \(1\)\s+orders_log on orders/);
+    // NULL and BLOBs read apart from text.
+    assert.equal(await page.locator('#rows-table tbody tr').nth(0).locator('td').nth(2).innerText(), 'NULL');
+    assert.match(await page.locator('#rows-table tbody tr').nth(2).locator('td').nth(2).innerText(), /^x'ffd8ffe000104a464946…' 2,048 bytes$/);
+    assert.equal(await page.locator('#rows-prev').isDisabled(), true);
+    await page.locator('#rows-next').click();
+    await page.locator('#rows-page').getByText('Rows 101–200 of 250').waitFor();
+    await page.locator('#tables button.link', { hasText: /^kv$/ }).click();
+    await page.locator('#rows-page').getByText('Rows 1–20 of 20').waitFor();
+    assert.deepEqual((await rowsRequests(page, 'inspect/table/rows')).slice(1), [{ table: 'customers', offset: 100 }, { table: 'kv', offset: 0 }]);
+    assert.equal(await page.locator('#rows-next').isDisabled(), true);
+    await page.locator('#compare-current').click();
+    await waitSent(page, (m) => m.method === 'inspect/backup/compareCurrent', 'Compare with Current Database');
+    assert.deepEqual(errors, []);
+    assert.deepEqual(await page.evaluate(() => window.__violations), [], 'no CSP violations');
+    await close();
+  });
+
+  test('inspect: a comparison shows the counts, the schema changes and the changed rows side by side; Restore This Table asks the host', async () => {
+    const { page, errors, close } = await openInspect();
+    await notify(page, 'inspect/state/didChange', fakeHost.compareState());
+    // The first changed table is shown; Show Rows switches.
+    await page.locator('#diff-page').getByText('Page 1 of 1').waitFor();
+    const rows = await page.locator('#changes tbody tr').allInnerTexts();
+    assert.deepEqual(rows.map((r) => r.split('\t').slice(0, 5).join(' | ')), [
+      'customers | 3 | 3 | 2 | rowid (id)',
+      'kv | 0 | 1 | 0 | primary key (k)',
+      'log | 2 | 1 | 0 | none (compared as multisets)',
+      'orders | 1 | 120 | 3 | rowid (id)',
+    ]);
+    const schema = await page.locator('#schema-changes').innerText();
+    assert.match(schema, /Added table extra_t/);
+    assert.match(schema, /Removed index idx_orders_customer/);
+    assert.match(schema, /Changed table kv: columns added: extra/);
+    await page.locator('#changes tr[data-table="orders"] button', { hasText: 'Show Rows' }).click();
+    await page.locator('#diff-page').getByText('Page 1 of 3').waitFor();
+    assert.equal(await page.locator('#diff-table tbody tr.removed').count(), 50);
+    assert.equal(await page.locator('#diff-table tbody tr.changed').count(), 3);
+    assert.equal(await page.locator('#diff-table td.diff.old').count(), 3, 'the old totals are marked');
+    assert.equal(await page.locator('#diff-table td.diff.new').count(), 3, 'the new totals are marked');
+    await page.locator('#diff-next').click();
+    await page.locator('#diff-page').getByText('Page 2 of 3').waitFor();
+    assert.deepEqual((await rowsRequests(page, 'inspect/diff/rows')).map((p) => `${p.table}@${p.offset}`), ['customers@0', 'orders@0', 'orders@50']);
+    await page.locator('button[data-restore="orders"]').click();
+    await waitSent(page, (m) => m.method === 'inspect/table/restore' && m.params.table === 'orders', 'Restore This Table');
+    // A refused restore shows the host's reason.
+    await page.locator('button[data-restore="kv"]').click();
+    await page.locator('#notice').getByText(/defined differently/).waitFor();
+    assert.equal(await page.locator('#notice').getAttribute('role'), 'alert');
+    assert.deepEqual(errors, []);
+    assert.deepEqual(await page.evaluate(() => window.__violations), [], 'no CSP violations');
+    await close();
+  });
+
+  test('inspect: a comparison of two backups offers no Restore This Table and says why', async () => {
+    const { page, close } = await openInspect();
+    await notify(page, 'inspect/state/didChange', fakeHost.compareState(false));
+    await page.locator('#no-restore').getByText(/only a comparison with the current database restores a table/).waitFor();
+    assert.equal(await page.locator('button[data-restore]').count(), 0);
+    await close();
+  });
+
+  for (const theme of ['light', 'dark', 'high-contrast']) {
+    test(`inspect: screenshots in the ${theme} theme`, async () => {
+      const { page, errors, close } = await openInspect(theme, { width: 1100, height: 800 });
+      await notify(page, 'inspect/state/didChange', fakeHost.browseState());
+      await page.locator('#rows-page').getByText('Rows 1–100 of 250').waitFor();
+      await page.evaluate(() => document.fonts.ready);
+      await page.screenshot({ path: path.join(results, `inspect-backup-${theme}.png`) });
+      const done = fakeHost.compareState();
+      done.notice = { ok: true, table: 'orders', message: "Restored table orders of data/shop.db: it holds the backup's 100 rows now (it had 95).", details: ['Pre-restore backup: shop-20260315T120000000Z-pre-restore', 'Foreign key check: no violations.'] };
+      await notify(page, 'inspect/state/didChange', done);
+      await page.locator('#diff-page').getByText('Page 1 of 1').waitFor();
+      await page.screenshot({ path: path.join(results, `inspect-compare-${theme}.png`) });
       assert.deepEqual(errors, []);
       assert.deepEqual(await page.evaluate(() => window.__violations), [], 'no CSP violations');
       await close();

@@ -27,6 +27,8 @@ export type LogOp =
   | 'delete'
   | 'pin'
   | 'unpin'
+  | 'push.ok'
+  | 'push.failed'
   | 'schedule.missed'
   | 'schedule.retry';
 

@@ -40,6 +40,8 @@ export interface TableDiff {
   changed: number;
   /** How rows were matched: 'rowid (id)', 'primary key (a, b)', or 'none (compared as multisets)'. */
   key: string;
+  /** With rows: the columns of the table in the older and in the newer database (the keys of their rows). */
+  columns?: { older: string[]; newer: string[] };
   /** With rows: the rows themselves (at most `limit` of each). */
   rows?: {
     added: Row[];
@@ -179,6 +181,7 @@ function tableDiff(db: SqlConn, table: string, wrA: boolean, wrB: boolean, o: Di
     const r = db.prepare(`SELECT total(max(d, 0)) AS added, total(max(-d, 0)) AS removed FROM (${deltas})`).get() as { added: number; removed: number };
     const out: TableDiff = { added: Number(r.added), removed: Number(r.removed), changed: 0, key: key.label };
     if (o.rows) {
+      out.columns = { older: common, newer: common };
       const list = (sign: 1 | -1) => rowsOf(db, `SELECT ${cols}, ${sign === 1 ? 'd' : '-d'} AS "$count" FROM (${deltas}) WHERE d ${sign === 1 ? '>' : '<'} 0 ORDER BY ${cols}${page}`, []);
       out.rows = { added: list(1), removed: list(-1), changed: [] };
     }
@@ -197,6 +200,7 @@ function tableDiff(db: SqlConn, table: string, wrA: boolean, wrB: boolean, o: Di
     key: key.label,
   };
   if (o.rows) {
+    out.columns = { older: ca.map((c) => c.name), newer: cb.map((c) => c.name) };
     const byKey = (alias: string) => key.cols.map((k) => `${alias}.${q(k)}`).join(', ');
     const keys = rowsOf(db, `SELECT ${key.cols.map((k) => `x.${q(k)} AS ${q(k)}`).join(', ')} ${changedFrom} ORDER BY ${byKey('x')}${page}`, []);
     const where = key.cols.map((k) => `${q(k)} IS ?`).join(' AND ');
@@ -230,10 +234,13 @@ export function diffDatabases(db: SqlConn, o: DiffOptions = {}): DiffReport {
   const la = tableList(db, 'main');
   const lb = tableList(db, 'b');
   if (o.table !== undefined && !la.has(o.table) && !lb.has(o.table)) throw new Error(`no table named ${o.table} in either database`);
+  if (o.table !== undefined && (la.get(o.table)?.type === 'view' || lb.get(o.table)?.type === 'view')) throw new Error(`${o.table} is a view, which holds no rows of its own; compare the tables it reads`);
   for (const [name, a] of la) {
     if (o.table !== undefined && name !== o.table) continue;
     const b = lb.get(name);
     if (!b) continue;
+    // A view holds no rows of its own (the schema diff covers its definition).
+    if (a.type === 'view' || b.type === 'view') continue;
     if (a.type !== 'table' || b.type !== 'table') {
       report.notCompared[name] = `a ${a.type === 'table' ? b.type : a.type} table: compared through the table it belongs to`;
       continue;

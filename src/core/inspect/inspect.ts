@@ -19,6 +19,7 @@ import type { BackupRecord, Manifest } from '../model';
 import type { KeyedQueue } from '../schedule/queue';
 import { runSqliteJob } from '../sqlite/client';
 import { snapshotDatabase } from '../snapshot/liveSnapshot';
+import type { BrowseResult, RowsPage } from './browseJob';
 import type { DiffOptions, DiffReport } from './diffSql';
 import type { TableRestoreResult } from './inspectJob';
 
@@ -76,6 +77,61 @@ export async function diffSides(deps: InspectDeps, older: DiffSide, newer: DiffS
     const { table, rows, limit, offset } = o;
     return runSqliteJob<DiffReport>({ op: 'diff', older: a.path, newer: b.path, options: { table, rows, limit, offset } }, { signal: o.signal, label: 'diff' });
   });
+}
+
+/**
+ * A private image of one side (a backup's database rebuilt or extracted and checked, or a
+ * snapshot of a live database) in a temporary folder of its own, kept until `close`:
+ * a view that reads it page by page does not rebuild it per page.
+ */
+export interface DatabaseImage {
+  /** The image file; nothing writes it (jobs open it read-only and immutable). */
+  readonly path: string;
+  /** The backup's manifest; undefined for a live database's snapshot. */
+  readonly manifest?: Manifest;
+  /** When the image was taken (a live snapshot) or the backup was made. */
+  readonly takenAt: Date;
+  /** Removes the image and its folder. Safe to repeat; never rejects. */
+  close(): Promise<void>;
+}
+
+/**
+ * Makes a DatabaseImage of `side`. BackupError as extractImage (a backup: 'badArchive',
+ * 'verifyFailed', ...) and snapshotDatabase (a live database: 'notFound', 'busy', ...);
+ * nothing is left behind when it throws.
+ */
+export async function openImage(deps: InspectDeps, side: DiffSide, o: { signal?: AbortSignal; onProgress?: ProgressListener } = {}): Promise<DatabaseImage> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'lifeboat-inspect-'));
+  const remove = () => fs.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  try {
+    const img = await imageOf(deps, side, dir, 'image', o);
+    let closing: Promise<void> | undefined;
+    return {
+      path: img.path,
+      manifest: img.manifest,
+      takenAt: img.manifest ? new Date(img.manifest.created) : deps.clock.now(),
+      close: () => (closing ??= remove()),
+    };
+  } catch (e) {
+    await remove();
+    throw e;
+  }
+}
+
+/** The schema of an image and the row count of each table, read by SQLite in its worker. BackupError 'io' where the runtime has no node:sqlite. */
+export function browseImage(image: DatabaseImage, o: { signal?: AbortSignal } = {}): Promise<BrowseResult> {
+  return runSqliteJob<BrowseResult>({ op: 'browse', imagePath: image.path }, { signal: o.signal, label: image.manifest?.id ?? image.path });
+}
+
+/** One page of one table of an image (see runRowsJob). BackupError 'usage' for an unknown table. */
+export function imageRows(image: DatabaseImage, table: string, o: { limit: number; offset: number; signal?: AbortSignal }): Promise<RowsPage> {
+  return runSqliteJob<RowsPage>({ op: 'rows', imagePath: image.path, table, limit: o.limit, offset: o.offset }, { signal: o.signal, label: image.manifest?.id ?? image.path });
+}
+
+/** The diff of two open images (as diffSides, without making them again): reads only. */
+export function diffImages(older: DatabaseImage, newer: DatabaseImage, o: DiffOptions & { signal?: AbortSignal } = {}): Promise<DiffReport> {
+  const { table, rows, limit, offset } = o;
+  return runSqliteJob<DiffReport>({ op: 'diff', older: older.path, newer: newer.path, options: { table, rows, limit, offset } }, { signal: o.signal, label: 'diff' });
 }
 
 export interface TableRestoreOptions {

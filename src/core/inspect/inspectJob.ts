@@ -8,7 +8,8 @@ import type { DatabaseSync } from 'node:sqlite';
 import { BackupError } from '../errors';
 import { crashPoint } from '../faults';
 import type { JobBase } from '../sqlite/jobs';
-import { nodeSqlite, nodeSqliteUnavailableReason } from '../sqlite/nodeSqlite';
+import { nodeSqlite } from '../sqlite/nodeSqlite';
+import { inspectUnavailable } from './browseJob';
 import { columnChanges, diffDatabases, q, type DiffOptions, type DiffReport, type SqlConn } from './diffSql';
 
 export interface DiffJob extends JobBase {
@@ -47,7 +48,7 @@ const uri = (p: string) => `${pathToFileURL(p).href}?immutable=1`;
 
 function runtime() {
   const rt = nodeSqlite();
-  if (!rt) throw new BackupError('io', `looking inside a backup needs SQLite in the runtime (node:sqlite: Node 22.13 or later, VS Code 1.101 or later): ${nodeSqliteUnavailableReason()}`);
+  if (!rt) throw new BackupError('io', inspectUnavailable() ?? 'node:sqlite is not available');
   return rt;
 }
 

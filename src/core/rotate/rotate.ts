@@ -73,12 +73,15 @@ export async function deleteBackup(catalog: Catalog, r: BackupRecord): Promise<v
  * nothing. Undefined when nothing was to do.
  */
 export async function pruneStore(catalog: Catalog): Promise<RotationPlan['prune']> {
+  // Repacking reads every pack's index and rewrites packs: cheap in a folder, a download of
+  // the whole repository (and an upload) off-site. Remotes delete unused packs only.
+  const local = catalog.store.localPath('packs') !== undefined;
   let repacked: { packs: number; writtenBytes: number } | undefined;
   const done = await prune(
     catalog.store,
     (p) => catalog.record({ op: 'prune', level: 'info', message: `deleting ${p.packs.length} pack(s) no backup uses (${p.bytes} bytes)`, detail: { packs: p.packs.map((x) => x.name), bytes: p.bytes } }),
     {
-      repack: true,
+      repack: local,
       onRepack: async (r) => {
         const writtenBytes = r.written.reduce((n, w) => n + w.size, 0);
         if (r.repacked.length) repacked = { packs: r.repacked.length, writtenBytes };

@@ -4,6 +4,7 @@
  */
 import type { BackupErrorReason } from '../errors';
 import type { Progress } from '../context';
+import type { BrowseJob, RowsJob } from '../inspect/browseJob';
 import type { DiffJob, TableRestoreJob } from '../inspect/inspectJob';
 import type { RestoreJob } from '../restore/nodeRestore';
 import type { SnapshotJob } from '../snapshot/nodeSnapshot';
@@ -15,7 +16,7 @@ export interface JobBase {
   nice?: number;
 }
 
-export type SqliteJob = SnapshotJob | VerifyJob | RestoreJob | DiffJob | TableRestoreJob;
+export type SqliteJob = SnapshotJob | VerifyJob | RestoreJob | DiffJob | TableRestoreJob | BrowseJob | RowsJob;
 
 /** What a job's code is given inside the worker. */
 export interface JobContext {

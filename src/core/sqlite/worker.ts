@@ -11,6 +11,7 @@
 import { setPriority } from 'node:os';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { BackupError } from '../errors';
+import { runBrowseJob, runRowsJob } from '../inspect/browseJob';
 import { runDiffJob, runTableRestoreJob } from '../inspect/inspectJob';
 import { runRestoreJob } from '../restore/nodeRestore';
 import { runSnapshotJob } from '../snapshot/nodeSnapshot';
@@ -29,6 +30,10 @@ async function dispatch(job: SqliteJob, ctx: JobContext): Promise<unknown> {
       return runDiffJob(job);
     case 'restoreTable':
       return runTableRestoreJob(job);
+    case 'browse':
+      return runBrowseJob(job);
+    case 'rows':
+      return runRowsJob(job);
   }
 }
 

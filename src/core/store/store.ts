@@ -108,6 +108,14 @@ export interface BackupStore {
 
   /** The object's local path where the store is a folder; undefined for other stores. */
   localPath(name: string): string | undefined;
+
+  /**
+   * Tells a remote store that these objects are about to be read, in ranges and in any
+   * order (a backup's packs, while its image is rebuilt): it may fetch each whole, once,
+   * into a local cache that later reads use, instead of thousands of ranged requests.
+   * Resolves to a release. Local stores need not have it.
+   */
+  prepareRead?(objects: string[], o?: { signal?: AbortSignal }): Promise<() => void>;
 }
 
 /** Throws unless `name` is a relative, `/`-separated object name with no `.`/`..` or empty segment. */

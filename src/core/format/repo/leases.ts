@@ -106,10 +106,15 @@ export async function withReadLease<T>(store: BackupStore, object: string, fn: (
   } catch {
     // No lock or no lease here: read as it is.
   }
+  let unprepare: (() => void) | undefined;
   try {
     if (readError) throw readError;
-    return await fn(manifest ?? (await readSnapshotManifest(store, object)));
+    const m = manifest ?? (await readSnapshotManifest(store, object));
+    // A remote store fetches the packs whole, once, rather than block by block.
+    unprepare = await store.prepareRead?.(m.repository?.packs ?? []);
+    return await fn(m);
   } finally {
+    unprepare?.();
     await lease?.release();
   }
 }

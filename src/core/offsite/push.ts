@@ -1,0 +1,150 @@
+import { createHash } from 'node:crypto';
+import type { Catalog } from '../catalog/catalog';
+import type { Clock, ProgressListener } from '../context';
+import { BackupError } from '../errors';
+import { withReadLease } from '../format/repo/leases';
+import { isoLocal } from '../time';
+import { isVerified, type BackupRecord, type Manifest } from '../model';
+import type { RemoteStore } from '../store/remote/remoteStore';
+
+export interface PushOptions {
+  /** Only the backups of this database (its path as the manifests record it). */
+  db?: string;
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+}
+
+export interface PushedBackup {
+  id: string;
+  object: string;
+  /** Objects uploaded for it (packs it shares with backups already there are not sent again). */
+  objects: number;
+  bytes: number;
+}
+
+export interface PushResult {
+  url: string;
+  encrypted: boolean;
+  copied: PushedBackup[];
+  /** Verified local backups the remote already had. */
+  present: number;
+  /** Local backups not copied because they are not verified. */
+  unverified: number;
+  failed: { id: string; error: string }[];
+  bytes: number;
+  durationMs: number;
+}
+
+export interface PushDeps {
+  clock: Clock;
+}
+
+/**
+ * Copies every verified local backup the remote lacks: for a repository backup the packs
+ * it uses that the remote lacks, then its sealed manifest, last, so that a backup is
+ * visible off-site only when it is whole there; for a zip, the zip. Each copy is checked
+ * on the remote (the manifest read back byte for byte, every pack present at its size;
+ * S3 uploads are also checked by HEAD for size and SHA-256). A copy that an interruption
+ * cut short resumes: what is already there is not sent again. Runs under the remote's
+ * lock; reads local packs under a read lease, so a local repack cannot delete them
+ * meanwhile. One backup failing does not stop the others; the result lists it.
+ */
+export async function pushBackups(deps: PushDeps, local: Catalog, remote: RemoteStore, o: PushOptions = {}): Promise<PushResult> {
+  const started = Date.now();
+  const { records } = await local.list();
+  const wanted = records.filter((r) => !o.db || r.manifest.source.path === o.db).reverse(); // oldest first
+  const verified = wanted.filter((r) => isVerified(r));
+  await remote.open();
+  const result: PushResult = { url: remote.url, encrypted: remote.encrypted, copied: [], present: 0, unverified: wanted.length - verified.length, failed: [], bytes: 0, durationMs: 0 };
+  await remote.withLock(async () => {
+    const there = new Map<string, number>();
+    for (const folder of ['', 'snapshots', 'packs']) for (const obj of await remote.list(folder)) there.set(obj.name, obj.size);
+    const missing = verified.filter((r) => !there.has(r.object));
+    result.present = verified.length - missing.length;
+    let done = 0;
+    for (const r of missing) {
+      if (o.signal?.aborted) throw new BackupError('cancelled', 'cancelled');
+      o.onProgress?.({ phase: `copying ${r.id} to ${remote.label}`, done, total: missing.length });
+      try {
+        const pushed = r.format === 'repository' ? await pushRepositoryBackup(local, remote, r, there, o) : await pushFile(local, remote, r, o);
+        result.copied.push(pushed);
+        result.bytes += pushed.bytes;
+        there.set(r.object, 0);
+        await local.updateState(r.id, (s) => {
+          s.offsite = { ...s.offsite, [remote.url]: { at: isoLocal(deps.clock.now()) } };
+        });
+      } catch (e) {
+        if (BackupError.is(e, 'cancelled')) throw e;
+        // The remote refusing us (credentials, a missing bucket) fails every backup alike: stop.
+        if (BackupError.is(e, 'unwritable') || BackupError.is(e, 'badConfig')) throw e;
+        result.failed.push({ id: r.id, error: (e as Error).message });
+      }
+      done++;
+    }
+    o.onProgress?.({ phase: `copied to ${remote.label}`, done, total: missing.length });
+  });
+  result.durationMs = Date.now() - started;
+  const entry = {
+    op: result.failed.length ? ('push.failed' as const) : ('push.ok' as const),
+    level: result.failed.length ? ('error' as const) : ('info' as const),
+    message: result.failed.length
+      ? `copy to ${remote.label}: ${result.failed.length} of ${result.copied.length + result.failed.length} backups failed (${result.failed[0]!.error})`
+      : `copied ${result.copied.length} backups (${result.bytes} bytes) to ${remote.label}; ${result.present} were there`,
+    detail: { url: remote.url, copied: result.copied.map((c) => c.id), failed: result.failed, bytes: result.bytes, durationMs: result.durationMs },
+  };
+  await local.record(entry);
+  await remote.log.append({ time: isoLocal(deps.clock.now()), ...entry }).catch(() => undefined);
+  return result;
+}
+
+/** A repository backup: the packs the remote lacks, then the manifest; then both checked there. */
+async function pushRepositoryBackup(local: Catalog, remote: RemoteStore, r: BackupRecord, there: Map<string, number>, o: PushOptions): Promise<PushedBackup> {
+  return withReadLease(local.store, r.object, async (manifest: Manifest) => {
+    let objects = 0;
+    let bytes = 0;
+    const packs = manifest.repository?.packs ?? [];
+    for (const pack of packs) {
+      const st = await local.store.stat(pack);
+      if (!st) throw new BackupError('notFound', `${local.locate(pack)}: missing; backup ${r.id} cannot be copied`);
+      if (there.get(pack) === st.size) continue;
+      await remote.upload(localFile(local, pack), pack, { signal: o.signal });
+      there.set(pack, st.size);
+      objects++;
+      bytes += st.size;
+    }
+    const file = localFile(local, r.object);
+    await remote.upload(file, r.object, { signal: o.signal });
+    objects++;
+    bytes += (await local.store.stat(r.object))?.size ?? 0;
+    // Read back: the manifest byte for byte (its seal comes along), every pack at its size.
+    const want = sha(await local.store.readBytes(r.object));
+    const got = sha(await remote.readBytes(r.object));
+    if (want !== got) throw new BackupError('io', `${remote.url}/${r.object}: differs from the local manifest after the copy`);
+    for (const pack of packs) {
+      const a = await local.store.stat(pack);
+      const b = await remote.stat(pack);
+      if (!b || b.size !== a?.size) throw new BackupError('io', `${remote.url}/${pack}: ${b ? `size ${b.size}, expected ${a?.size}` : 'missing'} after the copy`);
+    }
+    return { id: r.id, object: r.object, objects, bytes };
+  });
+}
+
+/** A zip backup: the zip, then its size checked there. */
+async function pushFile(local: Catalog, remote: RemoteStore, r: BackupRecord, o: PushOptions): Promise<PushedBackup> {
+  const st = await local.store.stat(r.object);
+  if (!st) throw new BackupError('notFound', `${local.locate(r.object)}: missing`);
+  await remote.upload(localFile(local, r.object), r.object, { signal: o.signal });
+  const b = await remote.stat(r.object);
+  if (b?.size !== st.size) throw new BackupError('io', `${remote.url}/${r.object}: ${b ? `size ${b.size}, expected ${st.size}` : 'missing'} after the copy`);
+  return { id: r.id, object: r.object, objects: 1, bytes: st.size };
+}
+
+function localFile(local: Catalog, object: string): string {
+  const p = local.store.localPath(object);
+  if (!p) throw new Error(`internal: off-site copies are made from a local folder store, not ${local.store.url}`);
+  return p;
+}
+
+function sha(b: Buffer): string {
+  return createHash('sha256').update(b).digest('hex');
+}

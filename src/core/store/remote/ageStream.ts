@@ -1,0 +1,157 @@
+import { createCipheriv, createDecipheriv, createHash, hkdfSync } from 'node:crypto';
+import { Transform } from 'node:stream';
+import { loadAge } from './encryptedBackend';
+
+/**
+ * The age format's payload (STREAM: 64 KiB chunks of ChaCha20-Poly1305, a counter nonce and
+ * a last-chunk flag) with Node's native cipher, about ten times the speed of the pure
+ * JavaScript one in age-encryption, which makes the header (the recipient stanza and its
+ * MAC) and opens it. The files are ordinary age files: `age -d` and age-encryption read
+ * them, and each chunk is authenticated on its own, so a range of an object can be read
+ * and checked without the rest.
+ */
+export const CHUNK = 64 * 1024;
+const TAG = 16;
+export const CIPHER_CHUNK = CHUNK + TAG;
+const NONCE = 16;
+
+function payloadKey(fileKey: Uint8Array, nonce: Uint8Array): Buffer {
+  return Buffer.from(hkdfSync('sha256', fileKey, nonce, 'payload', 32));
+}
+
+function chunkNonce(index: number, last: boolean): Buffer {
+  const n = Buffer.alloc(12);
+  // 11-byte big-endian counter; objects here stay far below 2^48 chunks.
+  n.writeUIntBE(index, 5, 6);
+  n[11] = last ? 1 : 0;
+  return n;
+}
+
+export function sealChunk(key: Buffer, index: number, last: boolean, plain: Buffer): Buffer {
+  const c = createCipheriv('chacha20-poly1305', key, chunkNonce(index, last), { authTagLength: TAG });
+  return Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]);
+}
+
+export function openChunk(key: Buffer, index: number, last: boolean, sealed: Buffer): Buffer {
+  if (sealed.length < TAG) throw new Error(`chunk ${index} is truncated`);
+  const d = createDecipheriv('chacha20-poly1305', key, chunkNonce(index, last), { authTagLength: TAG });
+  d.setAuthTag(sealed.subarray(sealed.length - TAG));
+  try {
+    return Buffer.concat([d.update(sealed.subarray(0, sealed.length - TAG)), d.final()]);
+  } catch {
+    throw new Error(`chunk ${index} fails authentication`);
+  }
+}
+
+/** A new file's header and nonce for `recipient`, and the key of its payload. */
+export async function newAgeFile(recipient: string): Promise<{ head: Buffer; key: Buffer }> {
+  const age = await loadAge();
+  const e = new age.Encrypter();
+  e.addRecipient(recipient);
+  let fileKey: Uint8Array | undefined;
+  // A recipient that adds no stanza and only sees the file key, so that the payload can be
+  // written natively: the header is age-encryption's own.
+  e.addRecipient({
+    wrapFileKey: (k: Uint8Array) => {
+      fileKey = k;
+      return [];
+    },
+  });
+  const empty = Buffer.from(await e.encrypt(new Uint8Array(0)));
+  const head = empty.subarray(0, empty.length - TAG);
+  return { head, key: payloadKey(fileKey!, head.subarray(head.length - NONCE)) };
+}
+
+/** Where an age file's header ends (after the MAC line), or -1 when `b` does not hold all of it. */
+export function headerEnd(b: Buffer): number {
+  const mac = b.indexOf('\n--- ');
+  if (mac < 0) return -1;
+  const nl = b.indexOf('\n', mac + 1);
+  return nl < 0 ? -1 : nl + 1;
+}
+
+/** Opens an age file's header with `identity`: the payload key and where the payload starts. */
+export async function openAgeFile(identity: string, start: Buffer): Promise<{ key: Buffer; dataStart: number }> {
+  const end = headerEnd(start);
+  if (end < 0 || start.length < end + NONCE) throw new Error('not an age file (no header)');
+  const age = await loadAge();
+  const d = new age.Decrypter();
+  d.addIdentity(identity);
+  const fileKey = await d.decryptHeader(start.subarray(0, end));
+  return { key: payloadKey(fileKey, start.subarray(end, end + NONCE)), dataStart: end + NONCE };
+}
+
+/** Plaintext bytes of a payload of `sealed` bytes. */
+export function payloadPlainSize(sealed: number): number {
+  if (sealed < TAG) return 0;
+  return sealed - TAG * Math.ceil(sealed / CIPHER_CHUNK);
+}
+
+/** Encrypts a stream of plaintext into age chunks; the header is written first. Hashes what it emits. */
+export function sealingStream(head: Buffer, key: Buffer, hash = createHash('sha256')): Transform & { sha256(): string } {
+  let pending: Buffer = Buffer.alloc(0);
+  let index = 0;
+  let started = false;
+  const t = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      if (!started) {
+        started = true;
+        hash.update(head);
+        this.push(head);
+      }
+      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      // Keep at least one byte back: the final chunk must be known as final.
+      while (pending.length > CHUNK) {
+        const out = sealChunk(key, index++, false, pending.subarray(0, CHUNK));
+        hash.update(out);
+        this.push(out);
+        pending = pending.subarray(CHUNK);
+      }
+      done();
+    },
+    flush(done) {
+      if (!started) {
+        hash.update(head);
+        this.push(head);
+      }
+      const out = sealChunk(key, index, true, pending);
+      hash.update(out);
+      this.push(out);
+      done();
+    },
+  });
+  return Object.assign(t, { sha256: () => hash.digest('hex') });
+}
+
+/** Decrypts a payload stream (everything after the header and nonce) of `sealed` bytes in all. */
+export function openingStream(key: Buffer, sealed: number, firstIndex = 0): Transform {
+  const chunks = Math.max(1, Math.ceil(sealed / CIPHER_CHUNK));
+  let pending: Buffer = Buffer.alloc(0);
+  let index = firstIndex;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      try {
+        while (pending.length >= CIPHER_CHUNK && index < chunks - 1) {
+          this.push(openChunk(key, index, false, pending.subarray(0, CIPHER_CHUNK)));
+          index++;
+          pending = pending.subarray(CIPHER_CHUNK);
+        }
+        done();
+      } catch (e) {
+        done(e as Error);
+      }
+    },
+    flush(done) {
+      try {
+        if (index !== chunks - 1) throw new Error(`truncated: ${index + 1} of ${chunks} chunks`);
+        const plain = openChunk(key, index, true, pending);
+        if (index > 0 && plain.length === 0) throw new Error('the final chunk is empty');
+        this.push(plain);
+        done();
+      } catch (e) {
+        done(e as Error);
+      }
+    },
+  });
+}
