@@ -25,6 +25,8 @@
 //   --days-only     the simulated days alone (no pair of backups)
 //   --days-format F the simulated days in format F alone (repository or zip)
 //   --node24-only   skip the runs under this Node
+//   --only diff     the diff of the first backup against the live database alone (Node 24,
+//                   no second backup, restores or simulated days)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readSync, rmSync, statSync } from 'node:fs';
@@ -39,6 +41,7 @@ const days = num('--days', 200);
 const daysMB = num('--days-mb', 128);
 const dayFormats = argv.includes('--days-format') ? [argv[argv.indexOf('--days-format') + 1]] : argv.includes('--no-zip-days') ? ['repository'] : ['repository', 'zip'];
 const pairRun = !argv.includes('--days-only');
+const onlyDiff = argv.includes('--only') && argv[argv.indexOf('--only') + 1] === 'diff';
 // Its own folder with --days-only, so that it can run beside a run of the pair.
 const scratch = path.join(work, pairRun ? 'incremental' : `incremental-days-${dayFormats.join('-')}`);
 const CHILD = path.resolve('dist/bench-child.js');
@@ -56,7 +59,7 @@ if (spawnSync(NODE24, ['-e', "if (typeof require('node:sqlite').backup !== 'func
 const version = (exe) => spawnSync(exe, ['-p', 'process.versions.node'], { encoding: 'utf8' }).stdout.trim();
 const runtimes = [
   { name: 'node24', exe: NODE24, label: `Node ${version(NODE24)} (node:sqlite)` },
-  ...(argv.includes('--node24-only') ? [] : [{ name: 'node20', exe: process.execPath, label: `Node ${process.versions.node} (reader, sql.js)` }]),
+  ...(argv.includes('--node24-only') || onlyDiff ? [] : [{ name: 'node20', exe: process.execPath, label: `Node ${process.versions.node} (reader, sql.js)` }]),
 ];
 
 const load = os.loadavg();
@@ -126,7 +129,7 @@ for (const rt of pairRun ? runtimes : []) {
     changeInfo = { rows, changed: changedPages(before, after), pages: after.count };
     console.log(`  changed ${rows} rows: ${changeInfo.changed} of ${changeInfo.pages} pages differ (${pct(changeInfo.changed / changeInfo.pages)})`);
   }
-  if (!native) {
+  if (!native && !onlyDiff) {
     // The native pipeline on the same state: VACUUM INTO on a copy (sqlite3's close would checkpoint this one).
     const src = path.join(scratch, 'native-src.db');
     const vac = path.join(scratch, 'native-vacuum.db');
@@ -139,8 +142,8 @@ for (const rt of pairRun ? runtimes : []) {
     for (const f of [src, `${src}-wal`, `${src}-shm`, vac, `${vac}.gz`]) rmSync(f, { force: true });
     console.log(`  native pipeline: ${secs(native.total)} (VACUUM INTO ${secs(v.s)}, gzip -1 ${secs(g.s)}, integrity_check ${secs(ic.s)})`);
   }
-  r.second = cliBackup(rt, db, v2);
-  console.log(`  second v2 backup: ${secs(r.second.s)}, ${KB(r.second.storedBytes)} stored (${r.second.addedPages} pages), ${r.second.rssMB.toFixed(0)} MB RSS`);
+  if (!onlyDiff) r.second = cliBackup(rt, db, v2);
+  if (!onlyDiff) console.log(`  second v2 backup: ${secs(r.second.s)}, ${KB(r.second.storedBytes)} stored (${r.second.addedPages} pages), ${r.second.rssMB.toFixed(0)} MB RSS`);
   // diff of the first backup against the live database (about 1% of its rows changed),
   // against sqlite3 computing the same counts on the two files (the first backup's image,
   // exported untimed, and a checkpointed copy of the live database), ATTACH + EXCEPT.
@@ -152,19 +155,33 @@ for (const rt of pairRun ? runtimes : []) {
     copyDb(db, now);
     sql(now, 'PRAGMA wal_checkpoint(TRUNCATE);');
     execFileSync('sh', ['-c', `cat '${db}' '${db}-wal' '${old}' > /dev/null`]);
-    const d = timed(rt.exe, [CLI, 'diff', r.first.path, '--live', db, '--json']);
-    const ours = JSON.parse(d.stdout).tables.events;
-    const n = timed('sqlite3', [
-      old,
-      `ATTACH '${now}' AS b;
+    // Two rounds, alternating, the faster of each kept (the peak RSS of both): a shared
+    // machine's load moves single runs a lot.
+    let d;
+    let n;
+    for (let round = 0; round < 2; round++) {
+      const dd = timed(rt.exe, [CLI, 'diff', r.first.path, '--live', db, '--json']);
+      d = !d || dd.s < d.s ? { ...dd, rssMB: Math.max(dd.rssMB, d?.rssMB ?? 0) } : { ...d, rssMB: Math.max(d.rssMB, dd.rssMB) };
+      const nn = timed('sqlite3', [
+        old,
+        `ATTACH '${now}' AS b;
 SELECT count(*) FROM (SELECT id FROM b.events EXCEPT SELECT id FROM main.events);
 SELECT count(*) FROM (SELECT id FROM main.events EXCEPT SELECT id FROM b.events);
 SELECT count(*) FROM (SELECT * FROM b.events EXCEPT SELECT * FROM main.events) WHERE id IN (SELECT id FROM main.events);`,
-    ]);
+      ]);
+      n = !n || nn.s < n.s ? nn : n;
+      console.log(`    round ${round + 1}: diff ${secs(dd.s)} (${dd.rssMB.toFixed(0)} MB RSS), sqlite3 ${secs(nn.s)}`);
+    }
+    const ours = JSON.parse(d.stdout).tables.events;
     const [added, removed, changed] = n.stdout.trim().split('\n').map(Number);
     r.diff = { s: d.s, rssMB: d.rssMB, native: n.s, same: ours.added === added && ours.removed === removed && ours.changed === changed, ours, theirs: { added, removed, changed } };
     console.log(`  diff of the first backup against the live database: ${secs(d.s)} (${d.rssMB.toFixed(0)} MB RSS), +${ours.added} -${ours.removed} ~${ours.changed}; sqlite3 EXCEPT on the two files ${secs(n.s)}: +${added} -${removed} ~${changed}${r.diff.same ? '' : ' (COUNTS DIFFER)'}`);
     for (const f of [old, now, `${now}-wal`, `${now}-shm`]) rmSync(f, { force: true });
+  }
+  if (onlyDiff) {
+    pair.push(r);
+    rmSync(home, { recursive: true, force: true });
+    continue;
   }
   r.unchanged = cliBackup(rt, db, v2);
   console.log(`  unchanged: ${secs(r.unchanged.s)}, ${KB(r.unchanged.storedBytes)} stored${r.unchanged.unchangedFrom ? ' (a manifest only)' : ''}, ${r.unchanged.rssMB.toFixed(0)} MB RSS`);
@@ -192,7 +209,12 @@ SELECT count(*) FROM (SELECT * FROM b.events EXCEPT SELECT * FROM main.events) W
 const ok = (good) => (good ? 'met' : 'MISSED');
 
 // --- The table of the pair ----------------------------------------------------------------
-if (pair.length) {
+if (pair.length && onlyDiff) {
+  const r = pair[0];
+  console.log(`\ndiff, ${r.dbMB.toFixed(0)} MB WAL database, ${changeInfo.rows} rows rewritten (${changeInfo.changed} of ${changeInfo.pages} pages differ); load average at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`| diff of the first backup against the live database / sqlite3 EXCEPT (faster of two rounds each) | <= 1.5x | ${(r.diff.s / r.diff.native).toFixed(2)}x (${secs(r.diff.s)} / ${secs(r.diff.native)}), counts ${r.diff.same ? 'equal' : 'DIFFER'} ${r.diff.s <= 1.5 * r.diff.native && r.diff.same ? 'met' : 'MISSED'} |`);
+  console.log(`| peak RSS of the diff | <= 200 MB | ${r.diff.rssMB.toFixed(0)} MB ${r.diff.rssMB <= 200 ? 'met' : 'MISSED'} |`);
+} else if (pair.length) {
   console.log(`\nFormat v2 (page repository), ${pair[0].dbMB.toFixed(0)} MB WAL database; ${changeInfo.rows} rows rewritten between the two backups: ${changeInfo.changed} of ${changeInfo.pages} pages differ (${pct(changeInfo.changed / changeInfo.pages)}, page hashes of checkpointed copies)`);
   console.log(`started ${startedAt.toISOString()}, ${os.cpus().length} cores, load average at the start ${load.map((l) => l.toFixed(2)).join(' ')}, at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   console.log(`native pipeline on the second state: ${secs(native.total)} = VACUUM INTO ${secs(native.vacuum)} + gzip -1 ${secs(native.gzip)} (${MB(native.gzBytes)}) + integrity_check ${secs(native.check)}\n`);
@@ -206,7 +228,7 @@ if (pair.length) {
     ['restore --to of the second backup / of a v1 zip (faster of two rounds each)', '<= 1.2x', (r) => `${(r.restoreV2.s / r.restoreV1.s).toFixed(2)}x (${secs(r.restoreV2.s)} / ${secs(r.restoreV1.s)}) ${ok(r.restoreV2.s <= 1.2 * r.restoreV1.s)}`],
     ['peak RSS of the v2 CLI runs (backups, restore)', '<= 200 MB', (r) => `${r.peakV2.toFixed(0)} MB ${ok(r.peakV2 <= 200)}`],
     ['  first / second / unchanged / restore', '', (r) => [r.first, r.second, r.unchanged, r.restoreV2].map((x) => x.rssMB.toFixed(0)).join(' / ') + ' MB'],
-    ['diff of the first backup against the live database / sqlite3 EXCEPT', '<= 1.5x', (r) => !r.diff ? 'needs node:sqlite' : `${(r.diff.s / r.diff.native).toFixed(2)}x (${secs(r.diff.s)} / ${secs(r.diff.native)}), counts ${r.diff.same ? 'equal' : 'DIFFER'} ${ok(r.diff.s <= 1.5 * r.diff.native && r.diff.same)}`],
+    ['diff of the first backup against the live database / sqlite3 EXCEPT (faster of two rounds each)', '<= 1.5x', (r) => !r.diff ? 'needs node:sqlite' : `${(r.diff.s / r.diff.native).toFixed(2)}x (${secs(r.diff.s)} / ${secs(r.diff.native)}), counts ${r.diff.same ? 'equal' : 'DIFFER'} ${ok(r.diff.s <= 1.5 * r.diff.native && r.diff.same)}`],
     ['peak RSS of the diff', '<= 200 MB', (r) => (!r.diff ? '-' : `${r.diff.rssMB.toFixed(0)} MB ${ok(r.diff.rssMB <= 200)}`)],
     ['v1 zip of the second state (for reference)', '', (r) => `${secs(r.zip.s)}, ${MB(r.zip.storedBytes)}, ${r.zip.rssMB.toFixed(0)} MB RSS`],
   ];
@@ -218,7 +240,7 @@ if (pair.length) {
 // --- Simulated days ---------------------------------------------------------------------
 const DAY_MS = 24 * 3600 * 1000;
 const day0 = Date.parse('2026-01-01T02:00:00Z');
-if (days > 0) {
+if (days > 0 && !onlyDiff) {
   const dbase = baseDb(daysMB);
   console.log(
     `\n${days} simulated days under ${runtimes[0].label}: the engine with a clock fixed at 02:00 UTC of each day from 2026-01-01 (dist/bench-child.js day), a scheduled backup a day, default rotation (30 daily, 12 weekly, 12 monthly, keep 2d); ${daysMB} MB database, about ${pct(CHANGE)} of its pages rewritten a day. Load average now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}.`,

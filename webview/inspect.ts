@@ -2,10 +2,12 @@
  * The read-only views of a backup and of a comparison (the app of the `inspect` webview
  * panels; bundled into dist/webview.js with the Settings and Statistics app). It says
  * `inspect/app/ready`, draws each `inspect/state/didChange` it gets, and asks for rows
- * page by page (`inspect/table/rows`, `inspect/diff/rows`). Nothing here writes: the one
- * action that does, "Restore This Table", is a Request the host confirms with the user.
+ * page by page (`inspect/table/rows`, `inspect/diff/rows`). Nothing here writes: the
+ * actions that do, "Restore This Table" and "Restore Selected Rows" (rows picked with
+ * checkboxes, across pages), are Requests the host confirms with the user.
  */
-import type { BrowseState, Cell, CompareState, DiffRow, DiffRowsPage, InspectSide, InspectState, RowsPage, SchemaEntry, TableChange } from './protocol';
+import type { BrowseState, Cell, CompareState, DiffRow, DiffRowsPage, InspectSide, InspectState, KeyValue, RowsPage, SchemaEntry, SelectedRow, TableChange } from './protocol';
+import { MAX_SELECTED_ROWS } from './protocol';
 import type { HostConnection } from './host';
 import { h } from './dom';
 import { formatWhen } from './format';
@@ -29,6 +31,12 @@ function cellNode(c: Cell): Node | string {
 }
 
 const sameCell = (a: Cell | undefined, b: Cell | undefined) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+
+/** A key as people read it: its value, or its values in brackets. */
+function keyText(key: KeyValue[]): string {
+  const one = (v: KeyValue) => (v === null ? 'NULL' : typeof v === 'object' ? `x'${v.$blob.slice(0, 16)}${v.$blob.length > 16 ? '…' : ''}'` : String(v));
+  return key.length === 1 ? one(key[0]) : `(${key.map(one).join(', ')})`;
+}
 
 function sideLabel(s: InspectSide): string {
   return s.kind === 'live' ? `current database (as of ${formatWhen(s.takenAt)})` : `backup of ${formatWhen(s.created)}${s.backupKind ? ` (${s.backupKind})` : ''}`;
@@ -62,6 +70,10 @@ export class InspectApp {
   private readonly rows = h('section', { id: 'rows', 'aria-live': 'polite' });
   /** What the rows on screen were read from, so a new state that changes nothing does not read them again. */
   private rowsKey = '';
+  /** Rows picked for "Restore Selected Rows" (one table's, across its pages), by their key's JSON. */
+  private picked: { table: string; rows: Map<string, SelectedRow> } = { table: '', rows: new Map() };
+  /** The page on screen (redrawn when the selection changes). */
+  private page: DiffRowsPage | undefined;
   private seq = 0;
 
   constructor(private readonly host: HostConnection) {
@@ -341,7 +353,48 @@ export class InspectApp {
       if (seq === this.seq) this.rows.removeAttribute('aria-busy');
     }
     if (seq !== this.seq) return;
+    this.page = page;
     this.rows.replaceChildren(...this.sideBySide(s, page));
+  }
+
+  /** Draws the page on screen again (the selection changed). */
+  private redrawPage(): void {
+    const s = this.state;
+    if (s?.view !== 'compare' || !this.page) return;
+    const focused = (document.activeElement as HTMLElement | null)?.id || (document.activeElement as HTMLElement | null)?.dataset?.key;
+    this.rows.replaceChildren(...this.sideBySide(s, this.page));
+    if (focused) ((this.rows.querySelector(`#${CSS.escape(focused)}`) ?? this.rows.querySelector(`input[data-key="${CSS.escape(focused)}"]`)) as HTMLElement | null)?.focus();
+  }
+
+  private pickRow(row: SelectedRow, on: boolean, redraw = true): void {
+    const id = JSON.stringify(row.key);
+    if (on && this.picked.rows.size < MAX_SELECTED_ROWS) this.picked.rows.set(id, row);
+    else if (!on) this.picked.rows.delete(id);
+    if (redraw) this.redrawPage();
+  }
+
+  private clearPicked(): void {
+    this.picked.rows.clear();
+    this.redrawPage();
+  }
+
+  private async restoreRows(table: string, b: HTMLButtonElement): Promise<void> {
+    const rows = [...this.picked.rows.values()];
+    if (!rows.length) return;
+    b.disabled = true;
+    const label = b.textContent;
+    b.textContent = 'Restoring…';
+    try {
+      const r = await this.host.request('inspect/rows/restore', { table, rows });
+      // Restored: the rows are the backup's now, and the comparison made again lists them no more.
+      if (r.outcome === 'restored' && this.picked.table === table) this.clearPicked();
+    } catch (e) {
+      this.root.querySelector('#notice')?.remove();
+      this.root.querySelector('header.top')?.after(h('div', { class: 'banner error', id: 'notice', role: 'alert' }, (e as Error).message));
+    } finally {
+      b.disabled = false;
+      b.textContent = label;
+    }
   }
 
   private sideBySide(s: CompareState, page: DiffRowsPage): Node[] {
@@ -359,15 +412,77 @@ export class InspectApp {
         return h('td', { class: cls, 'data-col': c }, cellNode(v));
       });
     const times = (r: DiffRow) => (r.count !== undefined && r.count > 1 ? ` ×${r.count}` : '');
+    // Rows can be picked where the host restores rows: a comparison with the current database, a keyed table.
+    const pickable = s.restore.offered && [...page.changed.map((c) => c.old), ...page.removed, ...page.added].some((r) => r.key);
+    if (this.picked.table !== page.table) this.picked = { table: page.table, rows: new Map() };
+    const onPage: SelectedRow[] = [...page.changed.map((c) => ({ key: c.old.key, kind: 'changed' as const })), ...page.removed.map((r) => ({ key: r.key, kind: 'removed' as const })), ...page.added.map((r) => ({ key: r.key, kind: 'added' as const }))].filter(
+      (x): x is SelectedRow => !!x.key,
+    );
+    const pick = (row: DiffRow, kind: SelectedRow['kind']) => {
+      if (!pickable) return '';
+      const key = row.key;
+      if (!key) return h('td', { class: 'pick' }, '');
+      const id = JSON.stringify(key);
+      return h(
+        'td',
+        { class: 'pick' },
+        h('input', {
+          type: 'checkbox',
+          class: 'pick',
+          'data-key': id,
+          'data-kind': kind,
+          checked: this.picked.rows.has(id),
+          disabled: !!s.busy,
+          'aria-label': `Select the ${kind} row ${keyText(key)}`,
+          onchange: (e: Event) => this.pickRow({ key, kind }, (e.currentTarget as HTMLInputElement).checked),
+        }),
+      );
+    };
+    const allOnPage = onPage.length > 0 && onPage.every((x) => this.picked.rows.has(JSON.stringify(x.key)));
     const body: HTMLElement[] = [
-      ...page.changed.map((c) => h('tr', { class: 'changed' }, h('th', { scope: 'row' }, 'changed'), ...cells(c.old, oc, 'old', { row: c.new, cols: nc }), ...cells(c.new, nc, 'new', { row: c.old, cols: oc }))),
-      ...page.removed.map((r) => h('tr', { class: 'removed' }, h('th', { scope: 'row' }, `removed${times(r)}`), ...cells(r, oc, 'old'), absent(nc.length, 'new'))),
-      ...page.added.map((r) => h('tr', { class: 'added' }, h('th', { scope: 'row' }, `added${times(r)}`), absent(oc.length, 'old'), ...cells(r, nc, 'new'))),
+      ...page.changed.map((c) => h('tr', { class: 'changed' }, pick(c.old, 'changed'), h('th', { scope: 'row' }, 'changed'), ...cells(c.old, oc, 'old', { row: c.new, cols: nc }), ...cells(c.new, nc, 'new', { row: c.old, cols: oc }))),
+      ...page.removed.map((r) => h('tr', { class: 'removed' }, pick(r, 'removed'), h('th', { scope: 'row' }, `removed${times(r)}`), ...cells(r, oc, 'old'), absent(nc.length, 'new'))),
+      ...page.added.map((r) => h('tr', { class: 'added' }, pick(r, 'added'), h('th', { scope: 'row' }, `added${times(r)}`), absent(oc.length, 'old'), ...cells(r, nc, 'new'))),
     ];
+    const n = this.picked.rows.size;
+    const selection = pickable
+      ? h(
+          'div',
+          { class: 'pager', id: 'selection', role: 'group', 'aria-label': 'Selected rows' },
+          h('span', { class: 'page-text', id: 'selected-count', 'aria-live': 'polite' }, n ? `${plural(n, 'row')} selected` : 'Select rows to restore them from the backup'),
+          button('Clear', { id: 'clear-selection', disabled: !n || !!s.busy, onclick: () => this.clearPicked() }),
+          button('Restore Selected Rows', {
+            id: 'restore-rows',
+            class: 'act restore',
+            disabled: !n || !!s.busy,
+            'aria-label': `Restore the ${plural(n, 'selected row')} of ${page.table} from the backup`,
+            onclick: (e: Event) => void this.restoreRows(page.table, e.currentTarget as HTMLButtonElement),
+          }),
+        )
+      : '';
+    const pickAll = pickable
+      ? h(
+          'th',
+          { scope: 'col', class: 'pick' },
+          h('input', {
+            type: 'checkbox',
+            class: 'pick',
+            id: 'pick-page',
+            checked: allOnPage,
+            disabled: !onPage.length || !!s.busy,
+            'aria-label': 'Select every row on this page',
+            onchange: (e: Event) => {
+              for (const x of onPage) this.pickRow(x, (e.currentTarget as HTMLInputElement).checked, false);
+              this.redrawPage();
+            },
+          }),
+        )
+      : '';
     return [
       h('h2', { id: 'h-rows' }, 'Changed rows of ', h('code', {}, page.table), h('span', { class: 'muted' }, ` · matched by ${page.key}`)),
       h('p', { class: 'muted', id: 'diff-counts' }, `${plural(page.counts.added, 'row')} added, ${count(page.counts.removed)} removed, ${count(page.counts.changed)} changed; up to ${page.limit} of each kind per page.`),
       pager('diff', page.offset, page.limit, most, shown, (o) => void this.loadDiffRows(page.table, o), true),
+      ...(selection ? [selection] : []),
       h(
         'div',
         { class: 'table-wrap fit rows-wrap', tabindex: 0, 'aria-label': `Changed rows of ${page.table}, scrollable` },
@@ -377,8 +492,8 @@ export class InspectApp {
           h(
             'thead',
             {},
-            h('tr', {}, h('th', {}, ''), h('th', { colspan: Math.max(1, oc.length), class: 'side older' }, `In the ${sideLabel(s.older)}`), h('th', { colspan: Math.max(1, nc.length), class: 'side newer split' }, `In the ${sideLabel(s.newer)}`)),
-            h('tr', {}, h('th', { scope: 'col' }, 'Change'), ...oc.map((c) => h('th', { scope: 'col', class: 'older' }, c)), ...nc.map((c, i) => h('th', { scope: 'col', class: `newer ${i === 0 ? 'split' : ''}` }, c))),
+            h('tr', {}, pickable ? h('th', {}, '') : '', h('th', {}, ''), h('th', { colspan: Math.max(1, oc.length), class: 'side older' }, `In the ${sideLabel(s.older)}`), h('th', { colspan: Math.max(1, nc.length), class: 'side newer split' }, `In the ${sideLabel(s.newer)}`)),
+            h('tr', {}, pickAll, h('th', { scope: 'col' }, 'Change'), ...oc.map((c) => h('th', { scope: 'col', class: 'older' }, c)), ...nc.map((c, i) => h('th', { scope: 'col', class: `newer ${i === 0 ? 'split' : ''}` }, c))),
           ),
           h('tbody', {}, ...body),
         ),

@@ -434,10 +434,15 @@ export interface CompareState {
 
 export type InspectState = BrowseState | CompareState;
 
+/** One value of a row's key as the comparison carries it: BLOBs as { $blob: hex }, integers beyond 2^53 as strings. */
+export type KeyValue = null | number | string | { $blob: string };
+
 /** A row of a comparison: its values in the column order of its side; `count` for tables compared as multisets. */
 export interface DiffRow {
   values: Cell[];
   count?: number;
+  /** Keyed tables: the row's key, whole (never cut as a Cell may be), in the key's column order; what "Restore Selected Rows" sends back. */
+  key?: KeyValue[];
 }
 
 /** One page of the changed rows of one table, side by side. */
@@ -490,13 +495,33 @@ export interface RestoreTableRequest {
   method: 'inspect/table/restore';
   params: { table: string };
 }
-export type InspectRequest = TableRowsRequest | DiffRowsRequest | RestoreTableRequest;
+/** A row picked for "Restore Selected Rows": its key and the kind of change it shows (added rows are deleted). */
+export interface SelectedRow {
+  key: KeyValue[];
+  kind: 'added' | 'removed' | 'changed';
+}
+/**
+ * Asks for "Restore Selected Rows": each selected row of `table` becomes the backup's (a
+ * removed row inserted, a changed row reverted, an added row deleted); the host confirms
+ * with the user first.
+ */
+export interface RestoreRowsRequest {
+  kind: 'request';
+  id: number;
+  method: 'inspect/rows/restore';
+  params: { table: string; rows: SelectedRow[] };
+}
+/** Rows "Restore Selected Rows" takes at once at most. */
+export const MAX_SELECTED_ROWS = 10_000;
+export type InspectRequest = TableRowsRequest | DiffRowsRequest | RestoreTableRequest | RestoreRowsRequest;
 
 export interface InspectRequestResults {
   'inspect/table/rows': RowsPage;
   'inspect/diff/rows': DiffRowsPage;
   /** `declined`: the user said no; `failed`: refused or failed (message says why). */
   'inspect/table/restore': { outcome: 'restored' | 'declined' | 'failed'; message: string };
+  /** As inspect/table/restore. */
+  'inspect/rows/restore': { outcome: 'restored' | 'declined' | 'failed'; message: string };
 }
 
 export interface InspectStateNotification {
@@ -512,6 +537,15 @@ function buildInspectSchema() {
   const table = v.pipe(v.string('expected a string'), v.minLength(1, 'expected a non-empty string'), v.maxLength(4095, 'expected fewer than 4096 characters'));
   const offset = v.pipe(v.number('expected a number'), v.safeInteger('expected a whole number'), v.minValue(0, 'expected a number >= 0'));
   const params = <E extends v.ObjectEntries>(entries: E) => v.object(entries, 'expected an object');
+  const keyValue = v.union(
+    [
+      v.null(),
+      v.pipe(v.number(), v.finite('expected a finite number')),
+      v.pipe(v.string(), v.maxLength(1 << 20)),
+      v.object({ $blob: v.pipe(v.string(), v.maxLength(1 << 21), v.regex(/^(?:[0-9a-f]{2})*$/i)) }),
+    ],
+    'expected a key value (null, a number, a string or { $blob: hex })',
+  );
   const request = <const M extends readonly string[]>(methods: M) => ({
     kind: v.literal('request'),
     id: offset,
@@ -522,6 +556,17 @@ function buildInspectSchema() {
     v.variant('method', [
       v.object({ ...request(['inspect/table/rows', 'inspect/diff/rows']), params: params({ table, offset }) }),
       v.object({ ...request(['inspect/table/restore']), params: params({ table }) }),
+      v.object({
+        ...request(['inspect/rows/restore']),
+        params: params({
+          table,
+          rows: v.pipe(
+            v.array(v.object({ key: v.pipe(v.array(keyValue, 'expected an array of key values'), v.minLength(1, 'expected at least one key value'), v.maxLength(64, 'expected at most 64 key values')), kind: v.picklist(['added', 'removed', 'changed']) }, 'expected an object'), 'expected an array'),
+            v.minLength(1, 'expected at least one row'),
+            v.maxLength(MAX_SELECTED_ROWS, `expected at most ${MAX_SELECTED_ROWS} rows`),
+          ),
+        }),
+      }),
     ]),
   ]) satisfies v.GenericSchema<unknown, InspectMessage>;
 }

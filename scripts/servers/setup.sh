@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests against real remote servers need and is missing, and nothing else:
 #   - Debian packages rclone (SFTP/WebDAV servers and an independent S3 client), age (decrypts
-#     what the engine encrypts) and python3 (runs Swift), installed with apt-get as root;
+#     what the engine encrypts), python3 (runs Swift) and openssh-client (ssh-keyscan and
+#     ssh-keygen, which the SFTP host key tests compare with), installed with apt-get as root;
 #   - OpenStack Swift with its s3api middleware, and memcached: every .deb that
 #     `apt-get install -s python3-swift memcached` would install is downloaded into
 #     .cache/swift/debs/ and unpacked into .cache/swift/root/, nothing installed system-wide.
@@ -28,7 +29,7 @@ elapsed() { echo "$(($(date +%s) - $1)) s"; }
 die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 
 # ---- Debian packages ------------------------------------------------------------------
-APT_PACKAGES=(rclone age python3)
+APT_PACKAGES=(rclone age python3 openssh-client)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

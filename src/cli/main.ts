@@ -12,6 +12,7 @@ import { Engine } from '../core/engine';
 import { formatBytes } from '../core/units';
 import { BackupError } from '../core/errors';
 import { computeStats } from '../core/stats';
+import { newestRestoreTestOf } from '../core/verify/backupCheck';
 import { applyPolicy, isEmptyPolicy, parsePolicyJson, type PolicySnapshot } from '../core/retention/policy';
 import { tiersOf } from '../core/retention/plan';
 import { loadSettings, type CliSettings } from './settings';
@@ -19,6 +20,7 @@ import { stderrLogger } from './logger';
 import { cmdSchedule } from './schedule';
 import { cliRemote, closeRemotes, remoteBackup } from './offsite';
 import { exportAge } from '../core/offsite/ageExport';
+import { describeRestoreCheck } from '../core/restore/restore';
 import type { BackupRef } from '../core/engine';
 
 const EXIT = { ok: 0, failed: 1, usage: 2, damage: 3 } as const;
@@ -32,6 +34,8 @@ Usage:
   lifeboat verify <backup> | --all [--dir D] [--deep] [--json]
   lifeboat restore <backup> [--to PATH] [--dir D] [--force] [--json]
   lifeboat restore <backup> --table T [--to DB] [--dir D] [--json]
+  lifeboat restore <backup> --table T --key K [--key K ...] | --keys-from FILE
+                [--delete-added] [--to DB] [--dir D] [--json]
   lifeboat diff <backup> [<backup2> | --live DB] [--table T] [--rows] [--limit N]
                 [--offset N] [--dir D] [--json]
   lifeboat export <backup> --to FILE [--dir D] [--force] [--json]
@@ -70,6 +74,15 @@ restore --table T replaces only table T of the database (or --to DB) with the ba
 through SQLite in one transaction while the app may have it open, after a pre-restore
 backup; the table's triggers do not fire, foreign keys are checked afterwards and
 reported. It refuses, changing nothing, when T is defined differently in the two.
+restore --table T --key K restores only the rows with those keys (T's INTEGER PRIMARY
+KEY or declared primary key, as diff matches rows; K is JSON: 5, '"a"', '[1,"a"]' for
+a key of several columns; text that is not JSON is a text key): a row the backup has is
+updated to (or inserted as) the backup's, a row only the database has is deleted with
+--delete-added and refused otherwise; one transaction, after a pre-restore backup,
+triggers not fired, foreign keys checked and reported. --keys-from FILE (- for stdin)
+reads keys or rows as JSON lines, a JSON array, or the output of diff --table T --rows
+--json (its removed and changed rows, and added ones with --delete-added). A key that
+matches no row, or a table without a primary key, is refused, changing nothing.
 
 diff shows what changed from a backup to a second backup or to a live database:
 schema objects added (+), removed (-) and changed (~), and per table the rows added,
@@ -244,7 +257,7 @@ async function cmdList(argv: string[], engine: Engine): Promise<number> {
     } catch {
       tiers = undefined;
     }
-    json({ dir, backups: records.map((r) => ({ id: r.id, path: r.path, store: r.store, object: r.object, format: r.format, size: r.archiveSize, storedBytes: r.archiveSize, kind: r.manifest.kind, created: r.manifest.created, source: r.manifest.source.path, verified: isVerified(r), verification: verificationState(r), probeFailed: probeOnlyFailure(r), pinned: !!r.state.pinned, sourceDamaged: r.manifest.sourceDamaged, tier: tiers?.get(r.id)?.tier, keptBecause: tiers?.get(r.id)?.reasons })), broken });
+    json({ dir, backups: records.map((r) => ({ id: r.id, path: r.path, store: r.store, object: r.object, format: r.format, size: r.archiveSize, storedBytes: r.archiveSize, kind: r.manifest.kind, created: r.manifest.created, source: r.manifest.source.path, verified: isVerified(r), verification: verificationState(r), probeFailed: probeOnlyFailure(r), pinned: !!r.state.pinned, sourceDamaged: r.manifest.sourceDamaged, tier: tiers?.get(r.id)?.tier, keptBecause: tiers?.get(r.id)?.reasons, restoreTest: r.state.lastRestoreTest })), broken });
     return EXIT.ok;
   }
   if (!records.length) print(`no backups in ${dir}`);
@@ -268,8 +281,9 @@ async function cmdStats(argv: string[], engine: Engine): Promise<number> {
   for (const folder of ['', SNAPSHOT_FOLDER, PACK_FOLDER]) for (const o of await catalog.store.list(folder)) repositoryBytes += o.size;
   const fullCopyBytes = records.reduce((n, r) => n + r.manifest.image.size, 0);
   const dedupRatio = repositoryBytes ? fullCopyBytes / repositoryBytes : null;
+  const tested = newestRestoreTestOf(records);
   if (opts.json) {
-    json({ dir, ...s, repositoryBytes, fullCopyBytes, dedupRatio });
+    json({ dir, ...s, repositoryBytes, fullCopyBytes, dedupRatio, lastRestoreTest: tested ?? null });
     return EXIT.ok;
   }
   print(`directory      ${dir}`);
@@ -281,6 +295,7 @@ async function cmdStats(argv: string[], engine: Engine): Promise<number> {
   print(`newest         ${s.newest ? localTime(s.newest) : '-'}`);
   for (const [k, v] of Object.entries(s.perKind)) print(`  ${k.padEnd(12)} ${v.count} (${formatBytes(v.size)})`);
   print(`restore-tested ${Math.round(s.restoreTestCoverage * 100)}% of the backups in the last 30 days`);
+  print(`restore test   ${tested ? `${localTime(tested.at)} ${tested.id} (${tested.from ? `off-site copy in ${tested.from}` : 'local copy'}) ${tested.ok ? 'passed' : 'FAILED'}` : '-'}`);
   if (s.sourceDamaged) print(`SOURCE DAMAGED ${s.sourceDamaged} backup(s) found the live database damaged`);
   print(`last success   ${s.lastSuccess ? localTime(s.lastSuccess.time) : '-'}`);
   print(`last failure   ${s.lastFailure ? `${localTime(s.lastFailure.time)}: ${s.lastFailure.reason}` : '-'}`);
@@ -349,8 +364,22 @@ async function cmdVerify(argv: string[], engine: Engine): Promise<number> {
 }
 
 async function cmdRestore(argv: string[], engine: Engine): Promise<number> {
-  const { opts, pos } = parse(argv, { to: { type: 'string' }, force: { type: 'boolean' }, json: { type: 'boolean' }, dir: { type: 'string' }, table: { type: 'string' }, from: { type: 'string' }, db: { type: 'string' } });
+  const { opts, pos } = parse(argv, {
+    to: { type: 'string' },
+    force: { type: 'boolean' },
+    json: { type: 'boolean' },
+    dir: { type: 'string' },
+    table: { type: 'string' },
+    from: { type: 'string' },
+    db: { type: 'string' },
+    key: { type: 'string', multiple: true },
+    'keys-from': { type: 'string' },
+    'delete-added': { type: 'boolean' },
+  });
   if (pos.length !== 1) throw new UsageError('restore needs exactly one backup (its path or id)');
+  const keyed = opts.key !== undefined || opts['keys-from'] !== undefined;
+  if (keyed && typeof opts.table !== 'string') throw new UsageError('--key and --keys-from select rows of a table: give --table T too');
+  if (opts['delete-added'] && !keyed) throw new UsageError('--delete-added applies to selected rows (--key or --keys-from)');
   if (typeof opts.db === 'string' && typeof opts.from !== 'string') throw new UsageError('--db names a database among the backups of --from URL');
   let archive: BackupRef;
   if (typeof opts.from === 'string') {
@@ -363,9 +392,10 @@ async function cmdRestore(argv: string[], engine: Engine): Promise<number> {
     const cfg = loadSettings(path.dirname(target), target);
     // The pre-restore backup of what is at --to goes to the local backup folder, never to the remote.
     const res = await engine.restore(archive, { to: target, force: !!opts.force, settings: cfg.settings, dir: resolveDir(opts, cfg, target) });
-    if (opts.json) json({ target: res.target, restored: res.manifest.id, from: remote.url, preRestore: res.preRestore?.path ?? null, rawCopy: res.rawCopy ?? null, method: res.method, inUse: res.inUse ?? null });
+    if (opts.json) json({ target: res.target, restored: res.manifest.id, from: remote.url, preRestore: res.preRestore?.path ?? null, rawCopy: res.rawCopy ?? null, method: res.method, inUse: res.inUse ?? null, checked: res.checked.by });
     else {
       print(`restored ${res.manifest.id} from ${remote.label} to ${res.target}`);
+      print(`checked: ${describeRestoreCheck(res.checked)}`);
       if (res.preRestore) print(`the previous state is saved in ${res.preRestore.path}`);
     }
     return EXIT.ok;
@@ -376,6 +406,7 @@ async function cmdRestore(argv: string[], engine: Engine): Promise<number> {
     if (opts.force) throw new UsageError('--force does not apply to --table: one table is always restored through SQLite, in one transaction');
     const target = typeof opts.to === 'string' ? path.resolve(opts.to) : (await engine.manifestOf(archive)).source.path;
     const cfg = loadSettings(path.dirname(target), target);
+    if (keyed) return restoreRows(engine, archive, opts.table, target, opts);
     const r = await engine.restoreTable(archive, { table: opts.table, to: target, settings: cfg.settings });
     if (opts.json) {
       json({ target: r.target, table: r.table, restored: r.manifest.id, rows: r.rows, before: r.before, preRestore: r.preRestore.path, foreignKeyViolations: r.foreignKeyViolationCount, firstViolations: r.foreignKeyViolations, triggers: r.triggers });
@@ -397,11 +428,93 @@ async function cmdRestore(argv: string[], engine: Engine): Promise<number> {
     settings: cfg.settings,
     dir: typeof opts.dir === 'string' ? path.resolve(opts.dir) : undefined,
   });
-  if (opts.json) json({ target: res.target, restored: res.manifest.id, preRestore: res.preRestore?.path ?? null, rawCopy: res.rawCopy ?? null, method: res.method, inUse: res.inUse ?? null });
+  if (opts.json) json({ target: res.target, restored: res.manifest.id, preRestore: res.preRestore?.path ?? null, rawCopy: res.rawCopy ?? null, method: res.method, inUse: res.inUse ?? null, checked: res.checked.by });
   else {
     print(`restored ${res.manifest.id} to ${res.target}${res.method === 'sqlite' ? ` through SQLite while it was open (${(res.inUse ?? []).join('; ')})` : ''}`);
+    print(`checked: ${describeRestoreCheck(res.checked)}`);
     if (res.preRestore) print(`the previous state is saved in ${res.preRestore.path}`);
     if (res.rawCopy) print(`the previous file was not readable SQLite; its raw bytes are kept in ${res.rawCopy}`);
+  }
+  return EXIT.ok;
+}
+
+/** A --key value: JSON when it parses (5, "5", [1,"a"], {"$blob":"ff"}), else the text itself; an integer beyond 2^53 keeps its digits. */
+function keyArg(v: string): unknown {
+  if (/^-?\d+$/.test(v.trim()) && !Number.isSafeInteger(Number(v))) return v.trim();
+  try {
+    return JSON.parse(v);
+  } catch {
+    return v;
+  }
+}
+
+/**
+ * The rows --keys-from names: a `diff --rows --json` report (the table's removed and
+ * changed rows, and its added ones with --delete-added), a JSON array of keys (arrays) or
+ * rows (objects), or JSON lines, one key or row each.
+ */
+function keysFromText(text: string, from: string, table: string, deleteAdded: boolean): unknown[] {
+  const fromReport = (r: { tables?: Record<string, { added?: number; removed?: number; changed?: number; rows?: { added: unknown[]; removed: unknown[]; changed: { old: unknown; new: unknown }[] } }> }) => {
+    const t = r.tables?.[table];
+    if (!t?.rows) throw new UsageError(`--keys-from ${from}: the diff lists no rows of table ${table} (run diff with --table ${table} --rows --json)`);
+    const listed = t.rows.removed.length + t.rows.changed.length + (deleteAdded ? t.rows.added.length : 0);
+    const counted = (t.removed ?? 0) + (t.changed ?? 0) + (deleteAdded ? (t.added ?? 0) : 0);
+    if (listed < counted) process.stderr.write(`lifeboat: --keys-from ${from} lists ${listed} of the ${counted} rows the diff counted (diff --limit); only those are restored\n`);
+    return [...t.rows.removed, ...t.rows.changed.map((c) => c.new), ...(deleteAdded ? t.rows.added : [])];
+  };
+  const isReport = (v: unknown): v is Parameters<typeof fromReport>[0] => !!v && typeof v === 'object' && !Array.isArray(v) && 'tables' in v && 'schema' in v;
+  const trimmed = text.trim();
+  if (!trimmed) throw new UsageError(`--keys-from ${from}: empty; give a diff --rows --json report, a JSON array of keys, or one key per line`);
+  try {
+    const whole: unknown = JSON.parse(trimmed);
+    if (isReport(whole)) return fromReport(whole);
+    // A list of keys or rows; an array of plain values is one key of several columns.
+    if (Array.isArray(whole) && whole.length && whole.every((x) => x !== null && typeof x === 'object' && !('$blob' in x))) return whole;
+    return [whole];
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+  }
+  const out: unknown[] = [];
+  trimmed.split(/\r?\n/).forEach((line, i) => {
+    if (!line.trim()) return;
+    try {
+      out.push(JSON.parse(line));
+    } catch {
+      throw new UsageError(`--keys-from ${from}: line ${i + 1} is not JSON: ${line.slice(0, 80)}`);
+    }
+  });
+  return out;
+}
+
+async function restoreRows(engine: Engine, archive: string, table: string, target: string, opts: Options): Promise<number> {
+  const deleteAdded = !!opts['delete-added'];
+  const keys = ((opts.key as unknown as string[] | undefined) ?? []).map(keyArg);
+  const from = opts['keys-from'];
+  if (typeof from === 'string') {
+    let text: string;
+    if (from === '-') {
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin) chunks.push(c as Buffer);
+      text = Buffer.concat(chunks).toString('utf8');
+    } else {
+      text = await fs.readFile(path.resolve(from), 'utf8').catch((e: NodeJS.ErrnoException) => {
+        throw new BackupError(e.code === 'ENOENT' ? 'notFound' : 'io', `--keys-from ${path.resolve(from)}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { path: path.resolve(from) });
+      });
+    }
+    keys.push(...keysFromText(text, from === '-' ? 'stdin' : from, table, deleteAdded));
+  }
+  if (!keys.length) throw new UsageError(`no rows selected: --keys-from ${String(from)} names none`);
+  const cfg = loadSettings(path.dirname(target), target);
+  const r = await engine.restoreRows(archive, { table, keys, deleteAdded, to: target, settings: cfg.settings });
+  if (opts.json) {
+    json({ target: r.target, table: r.table, restored: r.manifest.id, key: r.keyColumns, inserted: r.inserted, updated: r.updated, unchanged: r.unchanged, deleted: r.deleted, rows: r.rows, preRestore: r.preRestore.path, foreignKeyViolations: r.foreignKeyViolationCount, firstViolations: r.foreignKeyViolations, triggers: r.triggers });
+  } else {
+    const n = r.inserted + r.updated + r.unchanged + r.deleted;
+    print(`restored ${n} row(s) of table ${r.table} of ${r.target} from ${r.manifest.id}: ${r.inserted} inserted, ${r.updated} updated, ${r.unchanged} already as the backup has them, ${r.deleted} deleted`);
+    print(`the previous state is saved in ${r.preRestore.path}`);
+    if (r.foreignKeyViolationCount) {
+      print(`foreign keys: ${r.foreignKeyViolationCount} violation(s) now, e.g. ${r.foreignKeyViolations.slice(0, 3).map((v) => `${v.table} rowid ${v.rowid} -> ${v.parent}`).join('; ')}`);
+    }
   }
   return EXIT.ok;
 }

@@ -9,10 +9,12 @@ import { parseArgs } from 'node:util';
 import { cloneSettings } from '../core/config';
 import type { Engine } from '../core/engine';
 import { BackupError } from '../core/errors';
-import { Scheduler } from '../core/schedule/scheduler';
+import { Scheduler, type SchedulerEngine } from '../core/schedule/scheduler';
+import { missingSecrets } from '../core/store/remote/openRemote';
 import { cronSchedule, dailySchedule, formatSlot, scheduleFromSettings } from '../core/schedule/slots';
 import { readDbHeader } from '../core/sqliteFile';
 import { isoLocal } from '../core/time';
+import { cliRemote } from './offsite';
 import { loadSettings } from './settings';
 
 const USAGE = 'schedule --db DB [--dir D] [--time HH:MM | --cron EXPR]';
@@ -76,7 +78,17 @@ export async function cmdSchedule(argv: string[], engine: Engine): Promise<numbe
   }
   await readDbHeader(db);
 
-  const scheduler = new Scheduler({ engine, clock: engine.clock, logger: engine.logger, settings, targets: [{ db, dir }], startDelayMs: 0 });
+  // Every other weekly restore test takes its backup from lifeboat.offsite.url, when this
+  // environment has its secrets (the same variables as `lifeboat push`).
+  const offsiteUrl = settings.offsite.url;
+  const offsite = offsiteUrl && !missingSecrets(offsiteUrl, settings.offsite.encrypt, process.env) ? async () => cliRemote(engine, undefined, 'lifeboat.offsite.url', settings) : undefined;
+  const scheduled: SchedulerEngine = {
+    backup: (d, o) => engine.backup(d, o),
+    list: (d, of) => engine.list(d, of),
+    catalog: (d) => engine.catalog(d),
+    restoreTest: (d, s, o) => engine.restoreTest(d, s, { ...o, offsite }),
+  };
+  const scheduler = new Scheduler({ engine: scheduled, clock: engine.clock, logger: engine.logger, settings, targets: [{ db, dir }], startDelayMs: 0 });
   const out = (s: string) => process.stdout.write(`${stamp(engine.clock.now())}  ${s}\n`);
   const name = path.basename(db);
   scheduler.onDidRun((e) => {
@@ -94,9 +106,10 @@ export async function cmdSchedule(argv: string[], engine: Engine): Promise<numbe
     process.stderr.write(`lifeboat: ${stamp(engine.clock.now())}  ${what} failed: ${e.error.message}${next ? `; ${next}` : ''}\n`);
   });
   scheduler.onDidRestoreTest((e) => {
-    const r = e.result as { ok?: boolean; path?: string } | undefined;
+    const r = e.result as { ok?: boolean; path?: string; from?: string; offsiteError?: string } | undefined;
+    if (r?.offsiteError) process.stderr.write(`lifeboat: ${stamp(engine.clock.now())}  the off-site copy could not be restore-tested (the local one was): ${r.offsiteError}\n`);
     // A failed test is reported on stderr by onDidFail.
-    if (r?.ok) out(`ok        restore test of ${r.path ?? e.dir} passed`);
+    if (r?.ok) out(`ok        restore test of ${r.path ?? e.dir} passed (${r.from ? `off-site copy in ${r.from}` : 'local copy'})`);
   });
 
   return new Promise<number>((resolve) => {

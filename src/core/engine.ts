@@ -12,7 +12,7 @@ import { zipV1 } from './format/zipV1';
 import { canonicalPath } from './fsutil';
 import type { DiffOptions, DiffReport } from './inspect/diffSql';
 import { inspectUnavailable, type BrowseResult, type RowsPage } from './inspect/browseJob';
-import { browseImage, diffImages, diffSides, imageRows, openImage, restoreTable, type DatabaseImage, type DiffSide, type InspectDeps, type TableRestoreOptions, type TableRestoreOutcome } from './inspect/inspect';
+import { browseImage, diffImages, diffSides, imageRows, openImage, restoreRows, restoreTable, type DatabaseImage, type DiffSide, type InspectDeps, type RowsRestoreOptions, type RowsRestoreOutcome, type TableRestoreOptions, type TableRestoreOutcome } from './inspect/inspect';
 import { isVerified, type BackupRecord, type Manifest } from './model';
 import { exportBackup, type ExportOptions, type ExportResult } from './restore/export';
 import { restoreBackup, type RestoreOptions, type RestoreResult } from './restore/restore';
@@ -29,7 +29,7 @@ import { pushBackups, type PushOptions, type PushResult } from './offsite/push';
 import { restoreTest, verifyBackup, type VerifyResult } from './verify/backupCheck';
 
 export { LIFEBOAT_VERSION };
-export type { BackupOptions, BackupResult, BrowseResult, DatabaseImage, DiffOptions, DiffReport, ExportOptions, ExportResult, RestoreOptions, RestoreResult, RowsPage, TableRestoreOptions, TableRestoreOutcome, VerifyResult };
+export type { BackupOptions, BackupResult, BrowseResult, DatabaseImage, DiffOptions, DiffReport, ExportOptions, ExportResult, RestoreOptions, RestoreResult, RowsPage, RowsRestoreOptions, RowsRestoreOutcome, TableRestoreOptions, TableRestoreOutcome, VerifyResult };
 
 /** A backup: its local path (a zip, or a snapshot manifest in a repository folder), or an object in a store. */
 export type BackupRef = string | { store: BackupStore; object: string };
@@ -95,10 +95,12 @@ export class Engine {
   }
 
   /**
-   * The rolling restore test of a backup directory: see `restoreTest`. Resolves undefined
-   * when it has no backup. Never deletes anything.
+   * The rolling restore test of a backup directory: see `restoreTest`. Now and then it
+   * takes the backup from the directory's off-site store (`o.offsite`, else the one a front
+   * end registered with `provideOffsiteRestoreStore`); the result's `from` names it.
+   * Resolves undefined when it has no backup. Never deletes anything.
    */
-  restoreTest(dir: string, settings: Settings, o: { signal?: AbortSignal; onProgress?: ProgressListener } = {}): Promise<VerifyResult | undefined> {
+  restoreTest(dir: string, settings: Settings, o: Parameters<typeof restoreTest>[4] = {}): Promise<VerifyResult | undefined> {
     return restoreTest(this, this.catalog(dir), (r) => formatNamed(r.format), settings, o);
   }
 
@@ -171,7 +173,8 @@ export class Engine {
 
   /**
    * What changed from backup `older` to backup `newer`, or to the live database
-   * `{ live: path }` (snapshotted first): schema objects added, removed and changed, and
+   * `{ live: path }` (read in place in one read transaction when it is a WAL database with
+   * its files, else snapshotted first): schema objects added, removed and changed, and
    * per table the rows added, removed and changed (see inspect/diffSql.ts).
    */
   diff(older: string, newer: string | { live: string }, o: DiffOptions & { signal?: AbortSignal; onProgress?: ProgressListener } = {}): Promise<DiffReport> {
@@ -184,6 +187,11 @@ export class Engine {
     return restoreTable(this.inspectDeps(), this.locate(backupPath), o);
   }
 
+  /** Makes the selected rows of one table of the live database (or `o.to`) the backup's, through SQLite, after a pre-restore backup: see `restoreRows`. */
+  restoreRows(backupPath: string, o: RowsRestoreOptions): Promise<RowsRestoreOutcome> {
+    return restoreRows(this.inspectDeps(), this.locate(backupPath), o);
+  }
+
   /** Why this runtime cannot look inside backups (no node:sqlite), or undefined when it can. Never throws. */
   inspectUnavailable(): string | undefined {
     return inspectUnavailable();
@@ -191,9 +199,10 @@ export class Engine {
 
   /**
    * A private image of a backup, or of the live database `{ live: path }` (snapshotted),
-   * kept until its `close()`: see `openImage`.
+   * kept until its `close()`: see `openImage`. `seedFrom`: a live database whose unchanged
+   * pages a repository backup's image may take (each checked against its page hash).
    */
-  openImage(side: string | { live: string }, o: { signal?: AbortSignal; onProgress?: ProgressListener } = {}): Promise<DatabaseImage> {
+  openImage(side: string | { live: string }, o: { signal?: AbortSignal; onProgress?: ProgressListener; seedFrom?: string } = {}): Promise<DatabaseImage> {
     return openImage(this.inspectDeps(), typeof side === 'string' ? { backup: this.locate(side) } : { live: side.live }, o);
   }
 

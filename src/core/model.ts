@@ -155,8 +155,8 @@ export interface BackupState {
   pinned?: boolean;
   /** The latest on-demand verification, when one ran after the backup. */
   lastVerify?: VerifyReport & { archiveOk: boolean };
-  /** The latest restore test. */
-  lastRestoreTest?: { at: string; ok: boolean; detail?: string };
+  /** The latest restore test of this backup; `from`: the off-site URL it was fetched from (else the local copy). */
+  lastRestoreTest?: { at: string; ok: boolean; detail?: string; from?: string };
   /** Off-site copies, by remote URL: when the copy was made and checked there. */
   offsite?: Record<string, { at: string }>;
 }

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Logger } from '../core/context';
-import type { BackupResult, TableRestoreOutcome } from '../core/engine';
+import type { BackupResult, RowsRestoreOutcome, TableRestoreOutcome } from '../core/engine';
 import { BackupError } from '../core/errors';
 import type { BackupKind, Manifest } from '../core/model';
 import { restoreInUseSupport } from '../core/restore/inUse';
@@ -26,7 +26,7 @@ import type { StatusBar } from './statusBar';
 export type Route = 'command' | 'panel' | 'schedule' | 'task' | 'shutdown';
 
 /** The operations the service runs and settles. */
-export type Operation = 'backup' | 'restore' | 'restoreTable' | 'verify' | 'verifyAll' | 'export' | 'delete' | 'pin' | 'unpin' | 'rotate' | 'restoreTest' | 'schedule';
+export type Operation = 'backup' | 'restore' | 'restoreTable' | 'restoreRows' | 'verify' | 'verifyAll' | 'export' | 'delete' | 'pin' | 'unpin' | 'rotate' | 'restoreTest' | 'schedule';
 
 /**
  * How an operation ended: `ok`; `unverified` (a backup whose verification was skipped);
@@ -54,6 +54,12 @@ export interface Settled {
 /** The result of `backup`: the settled outcome, with the engine's result or error. */
 export interface BackupOutcome extends Settled {
   result?: BackupResult;
+  error?: Error;
+}
+
+/** The result of `restoreRows`: the settled outcome, with the engine's result or error. */
+export interface RowsRestoreSettled extends Settled {
+  result?: RowsRestoreOutcome;
   error?: Error;
 }
 
@@ -293,6 +299,47 @@ export class BackupService implements vscode.Disposable {
       // A refusal (the table differs, is missing) is not worth a Retry: the same request fails the same way.
       const retry = BackupError.is(e, 'usage') ? undefined : () => this.restoreTable(chosen, target, table, o);
       return { ...(await this.finish({ ...base, outcome: 'failed', message: `Lifeboat: table ${table} of ${name} was not restored: ${messageOf(e)}`, retry })), error: e as Error };
+    }
+  }
+
+  /**
+   * Makes the selected rows of table `table` of `target`'s database the backup's (a changed
+   * row reverted, a removed row put back, an added row deleted), through SQLite in one
+   * transaction, after a `pre-restore` backup (the engine's restoreRows); the caller has
+   * asked the user already. The message says what happened to the rows, which pre-restore
+   * backup was made and what the foreign key check found; a refusal (a key that matches
+   * nothing, the table defined differently) says why and that nothing changed. Resolves
+   * undefined when the workspace is not trusted; never rejects.
+   */
+  async restoreRows(chosen: ChosenBackup, target: DbTarget, table: string, rows: { key: unknown[]; kind: 'added' | 'removed' | 'changed' }[], o: { route: Route }): Promise<RowsRestoreSettled | undefined> {
+    if (!(await this.trusted(o.route, 'restore rows of a table'))) return undefined;
+    const { state, db } = target;
+    const name = path.basename(db);
+    const dirs = [...new Set([backupDirOf(chosen.archive), state.dir])];
+    const base = { op: 'restoreRows' as const, route: o.route, db, dirs, state, backup: chosen.record?.id ?? backupIdOf(chosen.archive) };
+    const n = `${rows.length} row${rows.length === 1 ? '' : 's'}`;
+    try {
+      const { engine } = await this.core.get();
+      const r = await this.run(
+        o.route,
+        `Lifeboat: restoring ${n} of table ${table} of ${name}`,
+        undefined,
+        (signal, onProgress) => engine.restoreRows(chosen.archive, { table, keys: rows.map((x) => x.key), deleteAdded: rows.some((x) => x.kind === 'added'), to: db, settings: state.settings, signal, onProgress }),
+        () => ({ ok: true, message: `restored ${n} of table ${table} of ${name}` }),
+      );
+      const fk = r.foreignKeyViolationCount
+        ? `the foreign key check found ${r.foreignKeyViolationCount} violation${r.foreignKeyViolationCount === 1 ? '' : 's'} (first: ${r.foreignKeyViolations
+            .slice(0, 3)
+            .map((v) => `${v.table} row ${v.rowid ?? '?'} → ${v.parent}`)
+            .join('; ')})`
+        : 'the foreign key check found no violations';
+      const counts = `${r.updated} reverted, ${r.inserted} put back, ${r.deleted} deleted, ${r.unchanged} already as in the backup`;
+      const message = `Lifeboat: restored ${n} of table ${table} of ${name} from the backup of ${formatLocal(r.manifest.created)} (${counts}). The previous state is kept as backup ${r.preRestore.id}; ${fk}.`;
+      return { ...(await this.finish({ ...base, outcome: 'ok', message, log: `restored ${n} of table ${table} of ${db} from ${chosen.archive}: ${counts}; pre-restore backup ${r.preRestore.id}; ${fk}`, notify: 'info' })), result: r };
+    } catch (e) {
+      if (BackupError.is(e, 'cancelled')) return { ...(await this.finish({ ...base, outcome: 'cancelled', message: `Lifeboat: restoring rows of table ${table} of ${name} was cancelled; ${name} is unchanged.` })), error: e as Error };
+      const retry = BackupError.is(e, 'usage') ? undefined : () => this.restoreRows(chosen, target, table, rows, o);
+      return { ...(await this.finish({ ...base, outcome: 'failed', message: `Lifeboat: rows of table ${table} of ${name} were not restored: ${messageOf(e)}`, retry })), error: e as Error };
     }
   }
 
@@ -543,11 +590,12 @@ export class BackupService implements vscode.Disposable {
   }
 
   private async restoreTested(ev: RestoreTestEvent): Promise<Settled | undefined> {
-    const r = ev.result as { ok?: unknown; path?: unknown } | undefined;
+    const r = ev.result as { ok?: unknown; path?: unknown; from?: unknown } | undefined;
     // A failed test is also reported on onDidFail, which settles it.
     if (r && r.ok === false) return undefined;
     const tested = r && typeof r.path === 'string' ? backupName(r.path) : undefined;
-    return this.finish({ op: 'restoreTest', route: 'schedule', dirs: [ev.dir], outcome: 'ok', message: tested ? `restore test of ${tested} passed` : `no backup to restore-test in ${ev.dir}` });
+    const where = r && typeof r.from === 'string' ? ` (its off-site copy in ${r.from})` : '';
+    return this.finish({ op: 'restoreTest', route: 'schedule', dirs: [ev.dir], outcome: 'ok', message: tested ? `restore test of ${tested}${where} passed` : `no backup to restore-test in ${ev.dir}` });
   }
 
   /** The Finish of a backup that produced an archive. */

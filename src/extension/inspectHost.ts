@@ -16,7 +16,9 @@ import type {
   InspectRequestResults,
   InspectSide,
   InspectState,
+  KeyValue,
   ReplyMessage,
+  SelectedRow,
 } from '../../webview/protocol';
 import { parseInspectMessage } from '../../webview/protocol';
 import { backupName } from './backupFiles';
@@ -66,9 +68,34 @@ function columnsOf(rows: Record<string, unknown>[]): string[] {
   return out;
 }
 
-function diffRow(r: Record<string, unknown>, columns: string[]): DiffRow {
+/**
+ * The key columns a comparison's label names ('rowid (id)', 'primary key (a, b)'), read
+ * against the table's column names (a name may hold ', ' itself); undefined for a table
+ * matched as a multiset, or a label that does not parse. Pure.
+ */
+export function keyColumnsOf(label: string, columns: string[]): string[] | undefined {
+  const m = /^(?:rowid|primary key) \((.*)\)$/s.exec(label);
+  if (!m) return undefined;
+  const inner = m[1];
+  const from = (i: number): string[] | undefined => {
+    for (const c of columns) {
+      if (!c || !inner.startsWith(c, i)) continue;
+      const end = i + c.length;
+      if (end === inner.length) return [c];
+      if (inner.startsWith(', ', end)) {
+        const rest = from(end + 2);
+        if (rest) return [c, ...rest];
+      }
+    }
+    return undefined;
+  };
+  return from(0);
+}
+
+function diffRow(r: Record<string, unknown>, columns: string[], key?: string[]): DiffRow {
   const row: DiffRow = { values: columns.map((c) => diffCell(r[c])) };
   if (typeof r.$count === 'number') row.count = r.$count;
+  if (key && key.every((k) => k in r)) row.key = key.map((k) => r[k] as KeyValue);
   return row;
 }
 
@@ -82,6 +109,7 @@ export function diffRowsPage(report: DiffReport, table: string, offset: number, 
   let newer = t.columns?.newer ?? columnsOf([...rows.added, ...rows.changed.map((c) => c.new)]);
   if (!older.length) older = newer;
   if (!newer.length) newer = older;
+  const key = keyColumnsOf(t.key, older.filter((c) => newer.includes(c)));
   return {
     table,
     key: t.key,
@@ -90,9 +118,9 @@ export function diffRowsPage(report: DiffReport, table: string, offset: number, 
     counts: { added: t.added, removed: t.removed, changed: t.changed },
     olderColumns: older,
     newerColumns: newer,
-    added: rows.added.map((r) => diffRow(r, newer)),
-    removed: rows.removed.map((r) => diffRow(r, older)),
-    changed: rows.changed.map((c) => ({ old: diffRow(c.old, older), new: diffRow(c.new, newer) })),
+    added: rows.added.map((r) => diffRow(r, newer, key)),
+    removed: rows.removed.map((r) => diffRow(r, older, key)),
+    changed: rows.changed.map((c) => ({ old: diffRow(c.old, older, key), new: diffRow(c.new, newer, key) })),
   };
 }
 
@@ -336,6 +364,7 @@ export class CompareView extends InspectView {
       const r = await this.engine.diffImages(older, newer, { table, rows: true, limit: DIFF_PAGE_ROWS, offset: m.params.offset, signal: this.ac.signal });
       return diffRowsPage(r, table, m.params.offset, DIFF_PAGE_ROWS);
     }
+    if (m.method === 'inspect/rows/restore') return this.restoreRows(table, m.params.rows);
     return this.restoreTable(table);
   }
 
@@ -358,6 +387,74 @@ export class CompareView extends InspectView {
       this.busy = undefined;
       this.postState();
     }
+  }
+
+  /** The foreign key check of a restore as the notice says it. */
+  private static fkLine(res: { foreignKeyViolationCount: number; foreignKeyViolations: { table: string; rowid: number | null; parent: string }[] }): string {
+    return res.foreignKeyViolationCount
+      ? `Foreign key check: ${res.foreignKeyViolationCount} violation${res.foreignKeyViolationCount === 1 ? '' : 's'}: ${res.foreignKeyViolations
+          .slice(0, 5)
+          .map((v) => `${v.table} row ${v.rowid ?? '?'} has no parent in ${v.parent}`)
+          .join('; ')}${res.foreignKeyViolationCount > 5 ? `; and ${res.foreignKeyViolationCount - 5} more` : ''}.`
+      : 'Foreign key check: no violations.';
+  }
+
+  /**
+   * "Restore Selected Rows": asks the user (naming the table, how many rows of each kind,
+   * and the pre-restore backup), then has the backup service make those rows the backup's;
+   * the notice says what happened and the comparison is made again.
+   */
+  private async restoreRows(table: string, rows: SelectedRow[]): Promise<InspectRequestResults['inspect/rows/restore']> {
+    const r = this.deps.restore;
+    if (!r || !this.state.restore.offered) throw new Error(`Restore Selected Rows is not offered here: ${this.state.restore.why ?? 'no live database'}`);
+    if (this.busy) throw new Error(`the view is busy ${this.busy}`);
+    const key = this.report.tables[table].key;
+    if (!/^(rowid|primary key) \(/.test(key)) throw new Error(`rows of table ${table} cannot be restored one by one: it has no primary key (matched by ${key}); restore the whole table instead`);
+    const n = (kind: SelectedRow['kind']) => rows.filter((x) => x.kind === kind).length;
+    const rowsWord = (k: number) => `${k} row${k === 1 ? '' : 's'}`;
+    const what = [n('changed') ? `${rowsWord(n('changed'))} changed since the backup reverted` : '', n('removed') ? `${rowsWord(n('removed'))} removed since put back` : '', n('added') ? `${rowsWord(n('added'))} added since deleted` : '']
+      .filter(Boolean)
+      .join(', ');
+    const name = path.basename(r.target.db);
+    const when = this.sides.older.created ? formatLocal(this.sides.older.created) : this.sides.older.id ?? 'the backup';
+    const ok = await this.deps.confirm()(
+      `Restore ${rowsWord(rows.length)} of table ${table} of ${name} from the backup of ${when}?`,
+      `In table ${table} of ${r.target.db}: ${what}, in one transaction; every other row and table stays as it is, and triggers do not fire. Lifeboat first backs up the current database (a pre-restore backup), so this can be undone.`,
+      'Restore Rows',
+    );
+    if (!ok) return { outcome: 'declined', message: `no rows of table ${table} were restored` };
+    this.busy = `restoring ${rowsWord(rows.length)} of table ${table}`;
+    this.notice = undefined;
+    this.postState();
+    let settled;
+    try {
+      settled = await this.deps.backups.restoreRows(r.backup, r.target, table, rows, { route: 'panel' });
+    } finally {
+      this.busy = undefined;
+    }
+    if (!settled) {
+      this.postState();
+      return { outcome: 'failed', message: 'Lifeboat is read-only in Restricted Mode' };
+    }
+    const res = settled.result;
+    if (settled.outcome === 'ok' && res) {
+      const done = [res.updated ? `${rowsWord(res.updated)} reverted` : '', res.inserted ? `${rowsWord(res.inserted)} put back` : '', res.deleted ? `${rowsWord(res.deleted)} deleted` : '', res.unchanged ? `${rowsWord(res.unchanged)} already as in the backup` : '']
+        .filter(Boolean)
+        .join(', ');
+      this.notice = {
+        ok: true,
+        table,
+        message: `Restored ${rowsWord(rows.length)} of table ${table} of ${name} from the backup: ${done}.`,
+        details: [`Pre-restore backup: ${res.preRestore.id}`, CompareView.fkLine(res), ...(res.triggers ? [`${res.triggers} trigger${res.triggers === 1 ? '' : 's'} on the table did not fire.`] : [])],
+      };
+    } else {
+      this.notice = { ok: false, table, message: settled.message.replace(/^Lifeboat: /, ''), details: [] };
+    }
+    await this.compareAgain('comparing again').catch((e) => {
+      this.notice = { ok: false, table, message: `comparing again failed: ${messageOf(e)}`, details: [] };
+      this.postState();
+    });
+    return { outcome: settled.outcome === 'ok' ? 'restored' : 'failed', message: this.notice.message };
   }
 
   private async restoreTable(table: string): Promise<InspectRequestResults['inspect/table/restore']> {
@@ -500,7 +597,8 @@ export class InspectHost implements vscode.Disposable {
     const target = await this.targetOf(chosen, manifest);
     const live = target?.db ?? manifest.source.path;
     const made = await this.work(`comparing ${name} with the current database`, async (signal, report) => {
-      const older = await engine.openImage(chosen.archive, { signal, onProgress: report });
+      // A repository backup's image takes the pages the live database still holds unchanged.
+      const older = await engine.openImage(chosen.archive, { signal, onProgress: report, seedFrom: live });
       let newer: DatabaseImage | undefined;
       try {
         report({ phase: 'taking a consistent snapshot', done: 0, total: 0 });

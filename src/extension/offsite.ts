@@ -1,8 +1,11 @@
+import { existsSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { BackupError } from '../core/errors';
 import { isVerified, type BackupRecord } from '../core/model';
 import type { PushResult } from '../core/offsite/push';
+import { defaultKnownHostsFiles, hostKeyFactsOf, recordHostKey, type HostKeyPolicy } from '../core/store/remote/knownHosts';
 import type { RemoteSecrets, RemoteSettings } from '../core/store/remote/openRemote';
 import type { RemoteStore } from '../core/store/remote/remoteStore';
 import type { BackupsModel } from './backupsModel';
@@ -10,6 +13,7 @@ import { COMMANDS } from './commandIds';
 import type { CoreHost } from './coreLoader';
 import type { FolderState, Folders } from './folders';
 import { formatBytes as formatSize } from '../core/units';
+import { provideOffsiteRestoreStore } from '../core/verify/offsiteSource';
 import { formatLocal } from './format';
 import type { Operations } from './operations';
 
@@ -91,6 +95,14 @@ export function offsiteState(r: BackupRecord, url: string, failure?: string): { 
 export class OffsiteHost implements vscode.Disposable {
   /** Replaceable for tests. */
   prompts: OffsitePrompts = vscodePrompts;
+  /**
+   * SFTP host key checking: the known_hosts files, as the CLI reads them (LIFEBOAT_SFTP_KNOWN_HOSTS
+   * in the extension host's environment, else ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts).
+   * Replaceable for tests. An unknown host is never trusted silently: the user is shown its
+   * fingerprint and asked.
+   */
+  knownHosts: HostKeyPolicy | undefined;
+  private readonly restoreSource: { dispose(): void };
   private readonly session = new Map<string, OffsiteCredentials>();
   /** Per remote URL: the copy running or queued, so copies of one remote never overlap. */
   private readonly queues = new Map<string, Promise<unknown>>();
@@ -109,7 +121,66 @@ export class OffsiteHost implements vscode.Disposable {
     private readonly model: BackupsModel,
     private readonly ops: Operations,
     private readonly channel: vscode.LogOutputChannel,
-  ) {}
+  ) {
+    // The weekly restore test takes every other backup from the folder's off-site store,
+    // when it has one and its credentials are stored.
+    this.restoreSource = provideOffsiteRestoreStore((dir) => this.restoreTestRemote(dir));
+  }
+
+  /**
+   * The off-site store the weekly restore test of backup folder `dir` may take its backup
+   * from: the folder's remote when it has a URL and stored credentials (or needs none);
+   * undefined otherwise. The caller closes it.
+   */
+  async restoreTestRemote(dir: string): Promise<RemoteStore | undefined> {
+    const state = (await this.folders.resolve()).find((s) => s.dir === dir);
+    if (!state?.settings.offsite.url || !(await this.configured(state))) return undefined;
+    return this.remoteOf(state);
+  }
+
+  /** The known_hosts policy in force (see `knownHosts`). */
+  private hostKeyPolicy(): HostKeyPolicy {
+    if (this.knownHosts) return this.knownHosts;
+    const files = (process.env.LIFEBOAT_SFTP_KNOWN_HOSTS ?? '').split(path.delimiter).filter((f) => path.isAbsolute(f));
+    return files.length ? { files, source: `LIFEBOAT_SFTP_KNOWN_HOSTS (${files.join(path.delimiter)})` } : { files: defaultKnownHostsFiles() };
+  }
+
+  /**
+   * When `e` is an SFTP host key refusal: a changed or revoked key is shown as the loud error
+   * it is (no way to accept it from here); an unknown host is shown with its fingerprint and
+   * "Trust and Retry", which records the key in the first known_hosts file (as ssh does on
+   * "yes") and runs `retry`. Resolves false for any other error (not shown).
+   */
+  async hostKeyRefused(e: unknown, url: string, retry: () => unknown): Promise<boolean> {
+    const f = hostKeyFactsOf(e);
+    if (!f) return false;
+    const message = `Lifeboat: ${(e as Error).message}`;
+    this.failures.set(url, message);
+    this.changed.fire();
+    if (f.kind !== 'unknown') {
+      this.ops.failure(message);
+      return true;
+    }
+    this.channel.warn(message);
+    const trust = 'Trust and Retry';
+    const pick = await this.prompts.warn(
+      `Lifeboat: the SFTP server ${f.hostId} (${url}) is not a known host. Its ${f.keyType} key has the fingerprint ${f.fingerprint}. Trust it only if that is the server's fingerprint (ask its administrator, or compare with \`ssh-keyscan\` from a network you trust).`,
+      trust,
+      'Show Log',
+    );
+    if (pick === 'Show Log') this.channel.show(true);
+    if (pick !== trust) return true;
+    try {
+      await recordHostKey(f.file, f);
+    } catch (err) {
+      this.ops.failure(`Lifeboat: ${(err as Error).message}`);
+      return true;
+    }
+    this.channel.info(`recorded the SFTP host key of ${f.hostId} (${f.keyType} ${f.fingerprint}) in ${f.file}`);
+    this.failures.delete(url);
+    void retry();
+    return true;
+  }
 
   /** The last copy failure of `url`, if no copy succeeded since. */
   failureOf(url: string): string | undefined {
@@ -201,7 +272,11 @@ export class OffsiteHost implements vscode.Disposable {
     const source = `Lifeboat's off-site credentials (${place === 'session' ? 'this session' : 'OS keychain'})`;
     const secrets: RemoteSecrets = {};
     if (creds?.s3) secrets.s3 = { credentials: { ...creds.s3 }, source };
-    if (creds?.sftpPassword) secrets.sftp = { password: creds.sftpPassword, source };
+    if (s.url.startsWith('sftp:')) {
+      // No password: the user's key in ~/.ssh, as the CLI finds it.
+      const key = creds?.sftpPassword ? undefined : ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((k) => path.join(os.homedir(), '.ssh', k)).find((k) => existsSync(k));
+      secrets.sftp = { password: creds?.sftpPassword, privateKeyFile: key, source, knownHosts: this.hostKeyPolicy() };
+    }
     if (creds?.passphrase) {
       const p = creds.passphrase;
       secrets.passphrase = { source, get: async () => p };
@@ -278,6 +353,10 @@ export class OffsiteHost implements vscode.Disposable {
     } catch (e) {
       if (BackupError.is(e, 'cancelled')) {
         this.channel.info(`off-site copy to ${url} cancelled`);
+        return undefined;
+      }
+      if (await this.hostKeyRefused(e, url, retry)) {
+        this.model.invalidate(state.dir);
         return undefined;
       }
       const msg = `Lifeboat: copying backups to ${url || 'the off-site store'} failed: ${(e as Error)?.message ?? String(e)}`;
@@ -369,6 +448,7 @@ export class OffsiteHost implements vscode.Disposable {
       return bad;
     } catch (e) {
       if (BackupError.is(e, 'cancelled')) return undefined;
+      if (await this.hostKeyRefused(e, url, () => void this.verifyCommand())) return undefined;
       this.ops.failure(`Lifeboat: verifying the off-site copies in ${url} failed: ${(e as Error)?.message ?? String(e)}`, () => void this.verifyCommand());
       return undefined;
     } finally {
@@ -433,6 +513,7 @@ export class OffsiteHost implements vscode.Disposable {
       return res.target;
     } catch (e) {
       if (BackupError.is(e, 'cancelled')) return undefined;
+      if (await this.hostKeyRefused(e, url, () => void this.restoreCommand())) return undefined;
       this.ops.failure(`Lifeboat: restoring from ${url} failed: ${(e as Error)?.message ?? String(e)}`, () => void this.restoreCommand());
       return undefined;
     } finally {
@@ -488,6 +569,7 @@ export class OffsiteHost implements vscode.Disposable {
 
   dispose(): void {
     this.disposed = true;
+    this.restoreSource.dispose();
     this.changed.dispose();
   }
 }

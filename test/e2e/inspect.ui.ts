@@ -4,7 +4,8 @@
 // those changes and the changed rows side by side; "Restore This Table" asks in a modal
 // dialog, then puts the backup's table back, saying which pre-restore backup was made and
 // what the foreign key check found; a table defined differently is refused with one clear
-// error. Screenshots go to test-results/inspect-*.png.
+// error; rows picked with checkboxes come back with "Restore Selected Rows", after the same
+// kind of dialog. Screenshots go to test-results/inspect-*.png.
 // Runs after cancel.ui.ts and leaves the workspace as it found it: its database, settings
 // and backup directory are its own and go at the end.
 import assert from 'node:assert/strict';
@@ -13,6 +14,7 @@ import path from 'node:path';
 import type { Frame, Page } from 'playwright-core';
 import { animationsDone, dismissToasts, openViewContainer, readTreeRows, runCommand, treeList, until, waitForNotification, waitForTree, type RunDirs, type UiCheck } from '../../scripts/vscode/harness';
 import { backupIds } from '../fixtures/backupFiles';
+import { query } from '../fixtures/sqlite';
 import { changeShopDb, makeShopDb, SHOP_DIFF, SHOP_ROWS, tableHash } from '../vscode/shopDb';
 
 const VIEW = 'Backups';
@@ -52,9 +54,16 @@ async function appFrame(page: Page, selector: string, timeoutMs = 30_000): Promi
   return found!;
 }
 
-/** The text of each row of a table in the app, cells joined by " | ". */
+/** The text of each row of a table in the app, cells joined by " | " (the checkbox cells of picked rows left out). */
 async function tableText(frame: Frame, selector: string): Promise<string[]> {
-  return frame.locator(`${selector} tbody tr`).evaluateAll((rows) => rows.map((r) => Array.from(r.children).map((c) => (c.textContent ?? '').trim()).join(' | ')));
+  return frame.locator(`${selector} tbody tr`).evaluateAll((rows) =>
+    rows.map((r) =>
+      Array.from(r.children)
+        .filter((c) => !c.classList.contains('pick'))
+        .map((c) => (c.textContent ?? '').trim())
+        .join(' | '),
+    ),
+  );
 }
 
 export const checks: UiCheck[] = [
@@ -194,6 +203,53 @@ export const checks: UiCheck[] = [
       await page.locator('.notifications-toasts .notification-toast', { hasText: /restoring table kv/ }).waitFor({ state: 'hidden', timeout: 10_000 });
       await animationsDone(page.locator('.notifications-toasts .notification-toast').first());
       await screenshot('inspect-refused');
+      await dismissToasts(page);
+    },
+  },
+  {
+    name: 'Lifeboat inspect: "Restore Selected Rows" asks, then puts back the picked rows of customers and reports the foreign key check',
+    timeoutMs: 90_000,
+    async run({ page, dirs, screenshot }) {
+      const app = await appFrame(page, '#changes');
+      await dismissToasts(page);
+      await app.locator('#changes tr[data-table="customers"] button', { hasText: 'Show Rows' }).click();
+      await app.locator('#h-rows').getByText('customers').waitFor();
+      const before = query<{ id: number; name: string }>(dbFile(dirs), 'SELECT id, name FROM customers ORDER BY id');
+      assert.equal(await app.locator('#restore-rows').isDisabled(), true, 'nothing picked yet');
+      // Customer 5 was deleted since the backup, customer 10 renamed.
+      await app.locator('#diff-table input.pick[data-key="[5]"]').check();
+      await app.locator('#diff-table input.pick[data-key="[10]"]').check();
+      await app.locator('#selected-count').getByText('2 rows selected').waitFor();
+      await page.mouse.move(5, 5);
+      await screenshot('inspect-rows-selected');
+      await app.locator('#restore-rows').click();
+      const dialog = page.locator('.monaco-dialog-box');
+      await dialog.waitFor({ state: 'visible' });
+      const asked = (await dialog.textContent()) ?? '';
+      assert.match(asked, /Restore 2 rows of table customers of shop\.db from the backup of/);
+      assert.match(asked, /1 row changed since the backup reverted, 1 row removed since put back/);
+      await animationsDone(dialog);
+      await screenshot('inspect-rows-confirm');
+      const pres = backupIds(backupDir(dirs)).filter((id) => id.endsWith('-pre-restore')).length;
+      await dialog.locator('.monaco-button', { hasText: /^Restore Rows$/ }).click();
+      const notice = app.locator('#notice');
+      await notice.getByText(/^Restored 2 rows of table customers of shop\.db/).waitFor({ timeout: 60_000 });
+      const text = await notice.innerText();
+      assert.match(text, /1 row reverted, 1 row put back/);
+      const pre = backupIds(backupDir(dirs)).filter((id) => id.endsWith('-pre-restore'));
+      assert.equal(pre.length, pres + 1, 'one more pre-restore backup');
+      assert.ok(text.includes(`Pre-restore backup: ${pre.at(-1)}`), text);
+      assert.match(text, /Foreign key check: 4 violations: orders row 6 has no parent in customers/);
+      const after = query<{ id: number; name: string }>(dbFile(dirs), 'SELECT id, name FROM customers ORDER BY id');
+      assert.deepEqual(after.find((r) => r.id === 5), { id: 5, name: 'customer 5' });
+      assert.deepEqual(after.find((r) => r.id === 10), { id: 10, name: 'customer 10' });
+      assert.deepEqual(after.filter((r) => r.id !== 5 && r.id !== 10), before.filter((r) => r.id !== 10), 'every other customer as it was');
+      // Compared again: customers shows the rows left (2 added, 2 removed, 1 changed).
+      await until(page, () => tableText(app, '#changes'), (r) => r.some((x) => x.startsWith('customers | 3 | 2 | 1 |')), 'customers does not show the rows left after the restore', 30_000);
+      await app.locator('#selected-count').getByText(/Select rows/).waitFor();
+      await waitForNotification(page, /restored 2 rows of table customers of shop\.db/);
+      await page.mouse.move(5, 5);
+      await screenshot('inspect-rows-restored');
       await dismissToasts(page);
     },
   },

@@ -337,7 +337,7 @@ describe('off-site copies over SFTP (rclone serve sftp on loopback)', () => {
   });
 
   test('the contract, over SFTP', async () => {
-    const env = { ...BASE_ENV, LIFEBOAT_SFTP_PASSWORD: server!.password };
+    const env = { ...BASE_ENV, ...server!.env, LIFEBOAT_SFTP_PASSWORD: server!.password };
     const url = `sftp://${server!.user}@${server!.host}:${server!.port}/offsite/app`;
     const root = path.join(server!.root, 'offsite', 'app');
     await remoteContract({ dir: path.join(t.dir, 'contract') }, url, env, async () => files(root).filter((f) => !f.startsWith('.lifeboat/locks/')));
@@ -345,7 +345,7 @@ describe('off-site copies over SFTP (rclone serve sftp on loopback)', () => {
 
   test('a push cut by stopping the server mid-upload lists nothing partial and resumes without resending', async () => {
     const d = path.join(t.dir, 'cut');
-    const env = { ...BASE_ENV, LIFEBOAT_SFTP_PASSWORD: server!.password, LIFEBOAT_OFFSITE_TIMEOUT_MS: '2000' };
+    const env = { ...BASE_ENV, ...server!.env, LIFEBOAT_SFTP_PASSWORD: server!.password, LIFEBOAT_OFFSITE_TIMEOUT_MS: '2000' };
     mkdirSync(d, { recursive: true });
     const db = path.join(d, 'app.db');
     makeDb(db, { rows: 100 });
@@ -381,7 +381,7 @@ describe('off-site copies over SFTP (rclone serve sftp on loopback)', () => {
   });
 
   test('a wrong password names the URL and the variable', async () => {
-    const r = await lifeboat(['list', '--from', `sftp://${server!.user}@${server!.host}:${server!.port}/offsite/app`], { env: { ...BASE_ENV, LIFEBOAT_SFTP_PASSWORD: 'nope' } });
+    const r = await lifeboat(['list', '--from', `sftp://${server!.user}@${server!.host}:${server!.port}/offsite/app`], { env: { ...BASE_ENV, ...server!.env, LIFEBOAT_SFTP_PASSWORD: 'nope' } });
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /authentication failed.*LIFEBOAT_SFTP_PASSWORD/);
   });

@@ -57,7 +57,7 @@ describe('SftpBackend against rclone serve sftp', () => {
   let server: SftpServer;
   const open: SftpBackend[] = [];
   const backend = (o: Partial<SftpBackendOptions> = {}): SftpBackend => {
-    const b = new SftpBackend({ host: server.host, port: server.port, username: server.user, password: server.password, root: '/store', ...o });
+    const b = new SftpBackend({ host: server.host, port: server.port, username: server.user, password: server.password, root: '/store', knownHosts: { files: [server.knownHosts] }, ...o });
     open.push(b);
     return b;
   };
@@ -227,6 +227,29 @@ describe('SftpBackend against rclone serve sftp', () => {
       assert.ok(e.message.includes(server.hostKeySha256), e.message);
       return true;
     });
+  });
+
+  test('bandwidthKiBps limits uploads: 2 MiB at 512 KiB/s takes at least ~3 s, several times the unlimited time', async () => {
+    const data = randomBytes(2 << 20);
+    const free = backend();
+    await free.connect({ create: true });
+    const t0 = performance.now();
+    await free.put('packs/free.bin', { bytes: data }, { sha256: sha256(data) });
+    const freeMs = performance.now() - t0;
+    const slow = backend({ bandwidthKiBps: 512 });
+    await slow.connect();
+    const seen: [number, number][] = [];
+    const t1 = performance.now();
+    await slow.put('packs/slow.bin', { bytes: data }, { sha256: sha256(data), onProgress: (n) => seen.push([performance.now() - t1, n]) });
+    const slowMs = performance.now() - t1;
+    assert.equal(sha256(readFileSync(onDisk('packs/slow.bin'))), sha256(data), 'the limited upload arrives intact');
+    // One second's worth may go at once; the other 1.5 MiB take 3 s at 512 KiB/s.
+    assert.ok(slowMs >= 2700, `2 MiB at 512 KiB/s took only ${Math.round(slowMs)} ms`);
+    assert.ok(slowMs < 15_000, `2 MiB at 512 KiB/s took ${Math.round(slowMs)} ms`);
+    assert.ok(slowMs > 3 * freeMs, `limited ${Math.round(slowMs)} ms vs unlimited ${Math.round(freeMs)} ms`);
+    // The rate holds throughout, not only on average: by 2 s at most ~1.5 MiB (1 s burst + 1 s) went.
+    const at2s = seen.filter(([ms]) => ms <= 2000).pop()?.[1] ?? 0;
+    assert.ok(at2s <= 1.6 * (1 << 20), `${at2s} bytes sent within 2 s`);
   });
 
   test('an upload aborted midway is cancelled, publishes nothing, and sweep(0) leaves no temp file', async () => {

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CELL_BLOB_BYTES, CELL_TEXT_CHARS, toCell } from '../../src/core/inspect/browseJob';
-import { parseInspectMessage, parseWebviewMessage } from '../../webview/protocol';
+import { MAX_SELECTED_ROWS, parseInspectMessage, parseWebviewMessage } from '../../webview/protocol';
 
 function refused(raw: unknown, ...mentions: string[]): void {
   const r = parseInspectMessage(raw);
@@ -59,4 +59,28 @@ test('toCell: numbers, text and NULL as they are; BLOBs as their first bytes and
   const long = 'x'.repeat(CELL_TEXT_CHARS + 10);
   assert.deepEqual(toCell(long), { text: 'x'.repeat(CELL_TEXT_CHARS), chars: CELL_TEXT_CHARS + 10 });
   assert.equal(toCell('y'.repeat(CELL_TEXT_CHARS)), 'y'.repeat(CELL_TEXT_CHARS));
+});
+
+test('inspect/rows/restore: selected rows with whole keys and their kinds are accepted; anything else is refused naming the field', () => {
+  const rows = [
+    { key: [3], kind: 'removed' },
+    { key: ['a', 2, null, { $blob: '00ff' }, '9007199254740993'], kind: 'changed' },
+    { key: [1.5], kind: 'added', extra: 1 },
+  ];
+  assert.deepEqual(parseInspectMessage({ kind: 'request', id: 5, method: 'inspect/rows/restore', params: { table: 'orders', rows, to: '/etc/passwd' } }), {
+    ok: true,
+    message: { kind: 'request', id: 5, method: 'inspect/rows/restore', params: { table: 'orders', rows: rows.map(({ key, kind }) => ({ key, kind })) } },
+  });
+  const req = (params: unknown) => ({ kind: 'request', id: 1, method: 'inspect/rows/restore', params });
+  refused(req({ table: 'orders', rows: [] }), 'params.rows', 'at least one row');
+  refused(req({ table: 'orders' }), 'params.rows', 'missing');
+  refused(req({ table: '', rows: [{ key: [1], kind: 'removed' }] }), 'params.table', 'non-empty');
+  refused(req({ table: 'orders', rows: [{ key: [], kind: 'removed' }] }), 'key', 'at least one key value');
+  refused(req({ table: 'orders', rows: [{ key: [1], kind: 'dropped' }] }), 'kind');
+  refused(req({ table: 'orders', rows: [{ key: [{ x: 1 }], kind: 'removed' }] }), 'key value');
+  refused(req({ table: 'orders', rows: [{ key: [{ $blob: 'xyz' }], kind: 'removed' }] }), 'key value');
+  refused(req({ table: 'orders', rows: [{ key: [Infinity], kind: 'removed' }] }), 'key.0', 'finite number');
+  refused(req({ table: 'orders', rows: [{ key: 1, kind: 'removed' }] }), 'array of key values');
+  refused(req({ table: 'orders', rows: Array.from({ length: MAX_SELECTED_ROWS + 1 }, (_, i) => ({ key: [i], kind: 'removed' })) }), 'params.rows', `at most ${MAX_SELECTED_ROWS}`);
+  assert.equal(parseWebviewMessage(req({ table: 'orders', rows: [{ key: [1], kind: 'removed' }] })).ok, false, 'not a panel message');
 });

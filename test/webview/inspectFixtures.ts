@@ -77,7 +77,10 @@ function rowsPage(table: string, offset: number): RowsPage {
 function diffRowsPage(table: string, offset: number): DiffRowsPage {
   const t = compareState().tables.find((x) => x.name === table)!;
   const cols = ['id', 'customer_id', 'total'];
-  const removed = Array.from({ length: Math.max(0, Math.min(50, t.removed - offset)) }, (_, i) => ({ values: [offset + i + 200, 5, offset + i + 200] }));
+  // Keyed tables carry each row's key, as the host sends it for Restore Selected Rows.
+  const keyed = t.key.startsWith('rowid') || t.key.startsWith('primary key');
+  const row = (values: number[]) => (keyed ? { values, key: [values[0]] } : { values });
+  const removed = Array.from({ length: Math.max(0, Math.min(50, t.removed - offset)) }, (_, i) => row([offset + i + 200, 5, offset + i + 200]));
   return {
     table,
     key: t.key,
@@ -86,9 +89,9 @@ function diffRowsPage(table: string, offset: number): DiffRowsPage {
     counts: { added: t.added, removed: t.removed, changed: t.changed },
     olderColumns: cols,
     newerColumns: cols,
-    added: offset ? [] : [{ values: [301, 1, 999] }],
+    added: offset ? [] : [row([301, 1, 999])],
     removed,
-    changed: offset ? [] : [1, 2, 3].map((id) => ({ old: { values: [id, id, id] }, new: { values: [id, id, id + 1000] } })),
+    changed: offset ? [] : [1, 2, 3].map((id) => ({ old: row([id, id, id]), new: row([id, id, id + 1000]) })),
   };
 }
 
@@ -102,6 +105,9 @@ export function answerInspect(method: string, params: { table: string; offset?: 
     case 'inspect/table/restore':
       if (params.table === 'kv') throw new Error('table kv is defined differently in the backup and in the database; nothing was changed');
       return { outcome: 'restored', message: `Restored table ${params.table}` };
+    case 'inspect/rows/restore':
+      if (params.table === 'kv') throw new Error('table kv is defined differently in the backup and in the database; nothing was changed');
+      return { outcome: 'restored', message: `Restored rows of table ${params.table}` };
   }
   throw new Error(`unknown request ${method}`);
 }

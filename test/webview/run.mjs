@@ -499,11 +499,66 @@ window.acquireVsCodeApi = () => ({
     await close();
   });
 
+  test('inspect: rows picked with checkboxes across pages go to the host as one Restore Selected Rows, with their keys and kinds', async () => {
+    const { page, errors, close } = await openInspect();
+    await notify(page, 'inspect/state/didChange', fakeHost.compareState());
+    await page.locator('#changes tr[data-table="orders"] button', { hasText: 'Show Rows' }).click();
+    await page.locator('#diff-page').getByText('Page 1 of 3').waitFor();
+    assert.equal(await page.locator('#restore-rows').isDisabled(), true, 'nothing selected: nothing to restore');
+    assert.match(await page.locator('#selected-count').innerText(), /Select rows to restore them/);
+    await page.locator('#diff-table tr.changed input.pick').nth(1).check();
+    await page.locator('#diff-table tr.removed input.pick').first().check();
+    await page.locator('#diff-table tr.added input.pick').first().check();
+    await page.locator('#selected-count').getByText('3 rows selected').waitFor();
+    await page.locator('#diff-table tr.added input.pick').first().uncheck();
+    await page.locator('#selected-count').getByText('2 rows selected').waitFor();
+    // The selection lasts across pages of the same table.
+    await page.locator('#diff-next').click();
+    await page.locator('#diff-page').getByText('Page 2 of 3').waitFor();
+    await page.locator('#diff-table tr.removed input.pick').nth(2).check();
+    await page.locator('#selected-count').getByText('3 rows selected').waitFor();
+    await page.locator('#diff-prev').click();
+    await page.locator('#diff-page').getByText('Page 1 of 3').waitFor();
+    assert.equal(await page.locator('#diff-table tr.changed input.pick').nth(1).isChecked(), true, 'still checked on the way back');
+    assert.equal(await page.locator('#pick-page').isChecked(), false);
+    await page.locator('#restore-rows').click();
+    const req = await waitSent(page, (m) => m.method === 'inspect/rows/restore', 'Restore Selected Rows');
+    assert.deepEqual(req.params, { table: 'orders', rows: [{ key: [2], kind: 'changed' }, { key: [200], kind: 'removed' }, { key: [252], kind: 'removed' }] });
+    // Restored: the selection is cleared.
+    await page.locator('#selected-count').getByText(/Select rows to restore them/).waitFor();
+    assert.equal(await page.locator('#diff-table input.pick:checked').count(), 0);
+    // Select every row of the page at once.
+    await page.locator('#pick-page').check();
+    await page.locator('#selected-count').getByText('54 rows selected').waitFor();
+    await page.locator('#clear-selection').click();
+    await page.locator('#selected-count').getByText(/Select rows/).waitFor();
+    // A table compared as a multiset has no keys: no checkboxes.
+    await page.locator('#changes tr[data-table="log"] button', { hasText: 'Show Rows' }).click();
+    await page.locator('#h-rows').getByText(/log/).waitFor();
+    await page.locator('#diff-table').waitFor();
+    assert.equal(await page.locator('#diff-table input.pick').count(), 0);
+    assert.equal(await page.locator('#restore-rows').count(), 0);
+    // A refusal shows the host's reason.
+    await page.locator('#changes tr[data-table="kv"] button', { hasText: 'Show Rows' }).click();
+    await page.locator('#h-rows').getByText(/kv/).waitFor();
+    await page.locator('#diff-table tr.removed input.pick').first().check();
+    await page.locator('#restore-rows').click();
+    await page.locator('#notice').getByText(/defined differently/).waitFor();
+    assert.equal(await page.locator('#diff-table input.pick:checked').count(), 1, 'a refused restore keeps the selection');
+    assert.deepEqual(errors, []);
+    assert.deepEqual(await page.evaluate(() => window.__violations), [], 'no CSP violations');
+    await page.screenshot({ path: path.join(results, 'inspect-rows-headless.png') });
+    await close();
+  });
+
   test('inspect: a comparison of two backups offers no Restore This Table and says why', async () => {
     const { page, close } = await openInspect();
     await notify(page, 'inspect/state/didChange', fakeHost.compareState(false));
     await page.locator('#no-restore').getByText(/only a comparison with the current database restores a table/).waitFor();
     assert.equal(await page.locator('button[data-restore]').count(), 0);
+    await page.locator('#diff-table').waitFor();
+    assert.equal(await page.locator('#diff-table input.pick').count(), 0, 'no rows to pick either');
+    assert.equal(await page.locator('#restore-rows').count(), 0);
     await close();
   });
 

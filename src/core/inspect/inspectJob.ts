@@ -14,10 +14,18 @@ import { columnChanges, diffDatabases, q, type DiffOptions, type DiffReport, typ
 
 export interface DiffJob extends JobBase {
   op: 'diff';
-  /** The older database (a private image nothing writes) and the newer one. */
+  /** The older database and the newer one: private images nothing writes, except the side `live` names. */
   older: string;
   newer: string;
   options: DiffOptions;
+  /**
+   * The side that is a live database (WAL mode, its -wal and -shm present) others may be
+   * writing: opened read-only (not immutable) and read inside one read transaction, so
+   * that every count sees one committed state while writers go on.
+   */
+  live?: 'older' | 'newer';
+  /** How long to wait for the live database's read lock; default 10 s. */
+  busyTimeoutMs?: number;
 }
 
 export interface TableRestoreJob extends JobBase {
@@ -52,12 +60,32 @@ function runtime() {
   return rt;
 }
 
-/** Runs inside the worker: the diff of `older` to `newer`, both opened read-only and immutable. */
+/**
+ * Runs inside the worker: the diff of `older` to `newer`, both opened read-only, images as
+ * immutable. A live side is read inside one read transaction (BEGIN, then a read that takes
+ * the WAL read mark, waiting up to the busy timeout), ended before the connection closes.
+ * BackupError 'busy' when that read lock does not come in time, 'usage' for a bad table.
+ */
 export function runDiffJob(job: DiffJob): DiffReport {
   const rt = runtime();
-  const db = new rt.sqlite.DatabaseSync(uri(job.older), { readOnly: true });
+  const name = (side: 'older' | 'newer') => (job.live === side ? `${pathToFileURL(job[side]).href}?mode=ro` : uri(job[side]));
+  const db = new rt.sqlite.DatabaseSync(name('older'), { readOnly: true });
+  let reading = false;
   try {
-    db.prepare('ATTACH ? AS b').run(uri(job.newer));
+    db.prepare('ATTACH ? AS b').run(name('newer'));
+    if (job.live) {
+      const ms = job.busyTimeoutMs ?? 10_000;
+      db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(ms))}`);
+      db.exec('BEGIN');
+      reading = true;
+      try {
+        db.prepare(`SELECT count(*) AS n FROM ${job.live === 'older' ? 'main' : 'b'}.sqlite_schema`).get();
+      } catch (e) {
+        const code = ((e as { errcode?: number }).errcode ?? 0) & 0xff;
+        if (code === 5 || code === 6) throw new BackupError('busy', `${job[job.live]}: database too busy: SQLite could not get a read lock on it within ${(ms / 1000).toFixed(ms % 1000 ? 1 : 0)} s`, { path: job[job.live] });
+        throw new BackupError('io', `${job[job.live]}: SQLite could not read it: ${(e as Error).message}`, { path: job[job.live] });
+      }
+    }
     try {
       return diffDatabases(db as unknown as SqlConn, job.options);
     } catch (e) {
@@ -65,6 +93,13 @@ export function runDiffJob(job: DiffJob): DiffReport {
       throw new BackupError('usage', (e as Error).message);
     }
   } finally {
+    if (reading) {
+      try {
+        db.exec('ROLLBACK');
+      } catch {
+        // no transaction left to end
+      }
+    }
     db.close();
   }
 }
@@ -92,22 +127,7 @@ export function runTableRestoreJob(job: TableRestoreJob): TableRestoreResult {
     db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(job.busyTimeoutMs))}`);
     db.exec('PRAGMA foreign_keys = OFF');
     db.prepare('ATTACH ? AS bk').run(uri(job.imagePath));
-    const def = (schema: string) => (db.prepare(`SELECT sql FROM ${schema}.sqlite_schema WHERE type = 'table' AND name = ?`).get(job.table) as { sql: string } | undefined)?.sql;
-    const live = def('main');
-    const backup = def('bk');
-    if (!backup) throw new BackupError('usage', `the backup has no table named ${job.table}; nothing was changed`);
-    if (!live) throw new BackupError('usage', `${job.targetPath} has no table named ${job.table} (restore the whole database, or create the table first); nothing was changed`, { path: job.targetPath });
-    const norm = (s: string) => s.replace(/\s+/g, ' ').trim();
-    if (norm(live) !== norm(backup)) {
-      const info = (schema: string) => db.prepare('SELECT name, type, "notnull" AS "notnull", dflt_value AS dflt, pk FROM pragma_table_info(?, ?) ORDER BY cid').all(job.table, schema) as never[];
-      const c = columnChanges(info('bk'), info('main'));
-      const parts = [
-        c.added.length ? `columns only the live table has: ${c.added.join(', ')}` : '',
-        c.removed.length ? `columns only the backup has: ${c.removed.join(', ')}` : '',
-        c.changed.length ? `columns defined differently: ${c.changed.join(', ')}` : '',
-      ].filter(Boolean);
-      throw new BackupError('usage', `table ${job.table} is defined differently in the backup and in ${job.targetPath} (${parts.join('; ') || 'the CREATE TABLE statements differ'}); restoring it could lose or misplace data, so nothing was changed`, { path: job.targetPath });
-    }
+    checkSameTable(db as unknown as SqlConn, job.targetPath, job.table);
     const info = db.prepare('SELECT name, type, pk FROM pragma_table_info(?, ?) ORDER BY cid').all(job.table, 'main') as { name: string; type: string; pk: number }[];
     const cols = info.map((r) => q(r.name));
     const wr = (db.prepare("SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?").get(job.table) as { wr: number }).wr === 1;
@@ -150,5 +170,29 @@ export function runTableRestoreJob(job: TableRestoreJob): TableRestoreResult {
     };
   } finally {
     db.close();
+  }
+}
+
+/**
+ * Throws BackupError 'usage', saying what differs, unless `table` is in both `main` (the
+ * live database at `targetPath`) and `bk` (the backup's image, attached) with the same
+ * CREATE TABLE statement (whitespace aside). Reads only; shared by the table and the row restore.
+ */
+export function checkSameTable(db: SqlConn, targetPath: string, table: string): void {
+  const def = (schema: string) => (db.prepare(`SELECT sql FROM ${schema}.sqlite_schema WHERE type = 'table' AND name = ?`).get(table) as { sql: string } | undefined)?.sql;
+  const live = def('main');
+  const backup = def('bk');
+  if (!backup) throw new BackupError('usage', `the backup has no table named ${table}; nothing was changed`);
+  if (!live) throw new BackupError('usage', `${targetPath} has no table named ${table} (restore the whole database, or create the table first); nothing was changed`, { path: targetPath });
+  const norm = (s: string) => s.replace(/\s+/g, ' ').trim();
+  if (norm(live) !== norm(backup)) {
+    const info = (schema: string) => db.prepare('SELECT name, type, "notnull" AS "notnull", dflt_value AS dflt, pk FROM pragma_table_info(?, ?) ORDER BY cid').all(table, schema) as never[];
+    const c = columnChanges(info('bk'), info('main'));
+    const parts = [
+      c.added.length ? `columns only the live table has: ${c.added.join(', ')}` : '',
+      c.removed.length ? `columns only the backup has: ${c.removed.join(', ')}` : '',
+      c.changed.length ? `columns defined differently: ${c.changed.join(', ')}` : '',
+    ].filter(Boolean);
+    throw new BackupError('usage', `table ${table} is defined differently in the backup and in ${targetPath} (${parts.join('; ') || 'the CREATE TABLE statements differ'}); restoring it could lose or misplace data, so nothing was changed`, { path: targetPath });
   }
 }

@@ -12,6 +12,8 @@ export interface PushOptions {
   db?: string;
   signal?: AbortSignal;
   onProgress?: ProgressListener;
+  /** Packs uploaded at once (default: 4 to S3, 1 to SFTP and folders). */
+  uploads?: number;
 }
 
 export interface PushedBackup {
@@ -41,8 +43,9 @@ export interface PushDeps {
 
 /**
  * Copies every verified local backup the remote lacks: for a repository backup the packs
- * it uses that the remote lacks, then its sealed manifest, last, so that a backup is
- * visible off-site only when it is whole there; for a zip, the zip. Each copy is checked
+ * it uses that the remote lacks (several at once to S3), then its sealed manifest, last,
+ * once all of those are there, so that a backup is visible off-site only when it is whole
+ * there; for a zip, the zip. Each copy is checked
  * on the remote (the manifest read back byte for byte, every pack present at its size;
  * S3 uploads are also checked by HEAD for size and SHA-256). A copy that an interruption
  * cut short resumes: what is already there is not sent again. Runs under the remote's
@@ -97,21 +100,31 @@ export async function pushBackups(deps: PushDeps, local: Catalog, remote: Remote
   return result;
 }
 
-/** A repository backup: the packs the remote lacks, then the manifest; then both checked there. */
+/**
+ * A repository backup: the packs the remote lacks, `o.uploads` at once, then the manifest;
+ * then both checked there. When a pack fails, no more are started, those under way finish
+ * (they count for the next push), and the backup fails with the first error: its manifest
+ * is never sent without all its packs.
+ */
 async function pushRepositoryBackup(local: Catalog, remote: RemoteStore, r: BackupRecord, there: Map<string, number>, o: PushOptions): Promise<PushedBackup> {
   return withReadLease(local.store, r.object, async (manifest: Manifest) => {
     let objects = 0;
     let bytes = 0;
     const packs = manifest.repository?.packs ?? [];
+    const sizes = new Map<string, number>();
+    const todo: string[] = [];
     for (const pack of packs) {
       const st = await local.store.stat(pack);
       if (!st) throw new BackupError('notFound', `${local.locate(pack)}: missing; backup ${r.id} cannot be copied`);
-      if (there.get(pack) === st.size) continue;
-      await remote.upload(localFile(local, pack), pack, { signal: o.signal });
-      there.set(pack, st.size);
-      objects++;
-      bytes += st.size;
+      sizes.set(pack, st.size);
+      if (there.get(pack) !== st.size && !todo.includes(pack)) todo.push(pack);
     }
+    await eachAtOnce(todo, uploadsAt(remote, o), async (pack) => {
+      await remote.upload(localFile(local, pack), pack, { signal: o.signal });
+      there.set(pack, sizes.get(pack)!);
+      objects++;
+      bytes += sizes.get(pack)!;
+    });
     const file = localFile(local, r.object);
     await remote.upload(file, r.object, { signal: o.signal });
     objects++;
@@ -120,13 +133,44 @@ async function pushRepositoryBackup(local: Catalog, remote: RemoteStore, r: Back
     const want = sha(await local.store.readBytes(r.object));
     const got = sha(await remote.readBytes(r.object));
     if (want !== got) throw new BackupError('io', `${remote.url}/${r.object}: differs from the local manifest after the copy`);
-    for (const pack of packs) {
-      const a = await local.store.stat(pack);
+    await eachAtOnce([...sizes.keys()], uploadsAt(remote, o), async (pack) => {
       const b = await remote.stat(pack);
-      if (!b || b.size !== a?.size) throw new BackupError('io', `${remote.url}/${pack}: ${b ? `size ${b.size}, expected ${a?.size}` : 'missing'} after the copy`);
-    }
+      if (!b || b.size !== sizes.get(pack)) throw new BackupError('io', `${remote.url}/${pack}: ${b ? `size ${b.size}, expected ${sizes.get(pack)}` : 'missing'} after the copy`);
+    });
     return { id: r.id, object: r.object, objects, bytes };
   });
+}
+
+/**
+ * Uploads at once to this remote: `o.uploads` when given, else 4 to S3 (rclone's default
+ * of parallel transfers; each holds little memory, the body is streamed) and 1 to an SFTP
+ * session or a folder.
+ */
+function uploadsAt(remote: RemoteStore, o: PushOptions): number {
+  if (o.uploads !== undefined) return Math.max(1, Math.floor(o.uploads));
+  return remote.url.startsWith('s3://') ? 4 : 1;
+}
+
+/**
+ * Runs `fn` on every item, at most `limit` at once, in order of the list. After the first
+ * failure no new item starts; the call waits for those under way, then throws that failure
+ * (cancellation before any other).
+ */
+async function eachAtOnce<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const errors: unknown[] = [];
+  const worker = async (): Promise<void> => {
+    while (next < items.length && errors.length === 0) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (errors.length) throw errors.find((e) => BackupError.is(e, 'cancelled')) ?? errors[0];
 }
 
 /** A zip backup: the zip, then its size checked there. */

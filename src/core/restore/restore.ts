@@ -12,14 +12,15 @@ import { scratchFile } from '../store/store';
 import { BackupError, fsError } from '../errors';
 import { crashPoint } from '../faults';
 import { canonicalPath, fsyncDir, removeQuietly } from '../fsutil';
-import type { BackupRecord, Manifest } from '../model';
+import { REPOSITORY_FORMAT_VERSION, type BackupRecord, type BackupState, type Manifest, type VerifyReport } from '../model';
 import { processAlive } from '../processInfo';
 import { takeSnapshot } from '../snapshot/snapshot';
 import { runSqliteJob } from '../sqlite/client';
 import { withSqliteLock } from '../sqlite/liveGate';
+import { nodeSqlite } from '../sqlite/nodeSqlite';
 import { hasHotJournal, readDbHeader } from '../sqliteFile';
 import { verifyOptions } from '../verify/fromSettings';
-import { verifyImage } from '../verify/verifier';
+import { NODE_SQLITE_ENGINE, SQLJS_ENGINE, verifyImage } from '../verify/verifier';
 import { databaseInUse, restoreInUseSupport, type InUse } from './inUse';
 import type { RestoreJobResult } from './nodeRestore';
 
@@ -48,6 +49,66 @@ export interface RestoreResult {
   method: 'rename' | 'sqlite';
   /** With method 'sqlite': what showed the database open, e.g. "pid 1234 (app) has app.db open". */
   inUse?: string[];
+  /** How the image was checked before it was put in place (see `RestoreCheck`). */
+  checked: RestoreCheck;
+}
+
+/**
+ * How a restore checked the image it put in place:
+ * - 'integrity_check': SQLite's integrity_check ran on the extracted image now (`report`);
+ * - 'sha256': the extracted image's SHA-256 and size equal the sealed manifest's, and the
+ *   manifest records that exactly those bytes passed integrity_check when the backup was
+ *   made (`backupCheck`), so the bytes restored are the bytes verified then (see
+ *   `verifiedAtBackup`).
+ */
+export type RestoreCheck =
+  | { by: 'integrity_check'; report: VerifyReport }
+  | { by: 'sha256'; sha256: string; backupCheck: Pick<VerifyReport, 'check' | 'engine' | 'checkedAt'> };
+
+/** One line for people and logs: what a restore's check was. */
+export function describeRestoreCheck(c: RestoreCheck): string {
+  if (c.by === 'integrity_check') return `${c.report.check} ${c.report.status} now (${c.report.engine.name} ${c.report.engine.sqliteVersion})`;
+  return `verified by hash against the backup-time integrity_check (${c.backupCheck.engine.name} ${c.backupCheck.engine.sqliteVersion}, ${c.backupCheck.checkedAt})`;
+}
+
+/**
+ * Whether integrity_check on an extracted image may be skipped because it would only
+ * repeat one the manifest records on the very same bytes; returns that check, else
+ * undefined (and the restore runs integrity_check).
+ *
+ * Why it is safe, for format v2 only: a v2 backup (repoBackup.ts) writes its snapshot to
+ * a private image file that nothing writes afterwards; verifyImage reads that file
+ * (node:sqlite opens it immutable) while storePages reads the same file and hashes every
+ * byte of it into `image.sha256` and `image.size`; the manifest that records both is
+ * sealed, and a backup repeated from an unchanged parent copies the parent's image hash
+ * together with its verification. rebuildImage refuses an image whose SHA-256 or size
+ * differs from the manifest's. So when `extracted` matches the manifest, these are the
+ * bytes that passed the recorded check, and SQLite would find on them what it found then.
+ * The check is run again when:
+ * - the format is not v2 (a zip may come from an older Lifeboat, whose backup is not known
+ *   to have hashed exactly the file it verified);
+ * - the backup-time check was not a passing integrity_check (quick_check, skipped, failed,
+ *   or the source was damaged);
+ * - it could not check everything (`notChecked`: virtual tables, foreign keys) and the
+ *   engine that would check now is another one (node:sqlite checks FTS5 and R-Tree, sql.js not);
+ * - the settings ask for a probe query other than the one that passed then;
+ * - a later verification of this backup failed (`later`, from the store's state).
+ */
+export function verifiedAtBackup(
+  manifest: Manifest,
+  extracted: { sha256: string; size: number },
+  settings: Pick<Settings, 'probeQuery'>,
+  later: BackupState['lastVerify'] | undefined,
+): RestoreCheck | undefined {
+  const v = manifest.verification;
+  if (manifest.formatVersion !== REPOSITORY_FORMAT_VERSION || !manifest.repository) return undefined;
+  if (extracted.sha256 !== manifest.image.sha256 || extracted.size !== manifest.image.size) return undefined;
+  if (manifest.sourceDamaged || v.status !== 'ok' || v.check !== 'integrity_check' || v.problems.length) return undefined;
+  const engineNow = nodeSqlite() ? NODE_SQLITE_ENGINE : SQLJS_ENGINE;
+  if (v.notChecked.length && v.engine.name !== engineNow) return undefined;
+  if (settings.probeQuery && !(v.probe?.ok && v.probe.sql === settings.probeQuery)) return undefined;
+  if (later && (later.status === 'failed' || later.archiveOk === false)) return undefined;
+  return { by: 'sha256', sha256: extracted.sha256, backupCheck: { check: v.check, engine: v.engine, checkedAt: v.checkedAt } };
 }
 
 /** What a restore needs from its host. */
@@ -201,11 +262,20 @@ export async function restoreBackup(deps: RestoreDeps, catalog: Catalog, format:
     let written: RestoreJobResult | undefined;
     try {
       o.onProgress?.({ phase: 'extract', done: 0, total: manifest.image.size });
-      await format.extractImage(catalog.store, object, tmpNew, { signal: o.signal, onProgress: o.onProgress });
-      o.onProgress?.({ phase: 'verify', done: 0, total: 0 });
-      const report = await verifyImage(tmpNew, { ...verifyOptions(o.settings, deps.clock, o.signal), mode: 'full' });
-      if (report.status === 'failed' && !o.force) {
-        throw new BackupError('verifyFailed', `${archive}: the backup's image fails verification (${report.problems.slice(0, 3).join('; ')}); nothing was restored (--force restores it anyway)`, { path: archive });
+      const extracted = await format.extractImage(catalog.store, object, tmpNew, { signal: o.signal, onProgress: o.onProgress });
+      // A later verification that failed (kept in the store's state) means checking again.
+      const later = await catalog.readState().then(
+        (s) => s.backups[format.idOf(object)]?.lastVerify,
+        () => ({ status: 'failed' }) as BackupState['lastVerify'],
+      );
+      let checked = verifiedAtBackup(extracted.manifest, extracted, o.settings, later);
+      if (!checked) {
+        o.onProgress?.({ phase: 'verify', done: 0, total: 0 });
+        const report = await verifyImage(tmpNew, { ...verifyOptions(o.settings, deps.clock, o.signal), mode: 'full' });
+        if (report.status === 'failed' && !o.force) {
+          throw new BackupError('verifyFailed', `${archive}: the backup's image fails verification (${report.problems.slice(0, 3).join('; ')}); nothing was restored (--force restores it anyway)`, { path: archive });
+        }
+        checked = { by: 'integrity_check', report };
       }
       const previous = targetExists ? await fs.stat(target) : undefined;
       if (previous) {
@@ -283,10 +353,10 @@ export async function restoreBackup(deps: RestoreDeps, catalog: Catalog, format:
         level: 'info',
         db: target,
         backup: manifest.id,
-        message: `restored ${manifest.id} to ${target}${how} in ${((Date.now() - started) / 1000).toFixed(1)} s${saved}`,
-        detail: { preRestore: preRestore?.id, rawCopy, method, inUse: written ? use.evidence : undefined },
+        message: `restored ${manifest.id} to ${target}${how} in ${((Date.now() - started) / 1000).toFixed(1)} s${saved}; ${describeRestoreCheck(checked)}`,
+        detail: { preRestore: preRestore?.id, rawCopy, method, inUse: written ? use.evidence : undefined, checkedBy: checked.by },
       });
-      return { target, preRestore, manifest, rawCopy, method, inUse: written ? use.evidence : undefined };
+      return { target, preRestore, manifest, rawCopy, method, inUse: written ? use.evidence : undefined, checked };
     } catch (e) {
       await removeQuietly(tmpNew);
       await removeQuietly(tmpOld);

@@ -6,6 +6,7 @@ import type { BackupErrorReason } from '../errors';
 import type { Progress } from '../context';
 import type { BrowseJob, RowsJob } from '../inspect/browseJob';
 import type { DiffJob, TableRestoreJob } from '../inspect/inspectJob';
+import type { RowsRestoreJob } from '../inspect/rowsRestoreJob';
 import type { RestoreJob } from '../restore/nodeRestore';
 import type { SnapshotJob } from '../snapshot/nodeSnapshot';
 import type { VerifyJob } from '../verify/nodeVerify';
@@ -16,7 +17,7 @@ export interface JobBase {
   nice?: number;
 }
 
-export type SqliteJob = SnapshotJob | VerifyJob | RestoreJob | DiffJob | TableRestoreJob | BrowseJob | RowsJob;
+export type SqliteJob = SnapshotJob | VerifyJob | RestoreJob | DiffJob | TableRestoreJob | RowsRestoreJob | BrowseJob | RowsJob;
 
 /** What a job's code is given inside the worker. */
 export interface JobContext {

@@ -13,6 +13,7 @@ import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { BackupError } from '../errors';
 import { runBrowseJob, runRowsJob } from '../inspect/browseJob';
 import { runDiffJob, runTableRestoreJob } from '../inspect/inspectJob';
+import { runRowsRestoreJob } from '../inspect/rowsRestoreJob';
 import { runRestoreJob } from '../restore/nodeRestore';
 import { runSnapshotJob } from '../snapshot/nodeSnapshot';
 import { runVerifyJob } from '../verify/nodeVerify';
@@ -30,6 +31,8 @@ async function dispatch(job: SqliteJob, ctx: JobContext): Promise<unknown> {
       return runDiffJob(job);
     case 'restoreTable':
       return runTableRestoreJob(job);
+    case 'restoreRows':
+      return runRowsRestoreJob(job);
     case 'browse':
       return runBrowseJob(job);
     case 'rows':

@@ -1,16 +1,17 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
-import type { Catalog } from '../catalog/catalog';
+import { Catalog } from '../catalog/catalog';
 import type { Settings } from '../config';
 import type { Clock, ProgressListener } from '../context';
 import { BackupError } from '../errors';
 import type { BackupFormat, FormatCheck } from '../format/format';
 import { removeQuietly } from '../fsutil';
-import { onlyProbeFailed, type BackupRecord, type VerifyReport } from '../model';
+import { onlyProbeFailed, type BackupRecord, type BackupState, type VerifyReport } from '../model';
 import { META_FOLDER } from '../store/localDirStore';
 import { scratchFile } from '../store/store';
 import { isoLocal } from '../time';
 import { verifyOptions } from './fromSettings';
+import { offsiteRestoreStore, type OffsiteRestoreStore } from './offsiteSource';
 import { damagedPacks, failedReport, markDamaged } from './packDamage';
 import { compareWithManifest, verifyImage } from './verifier';
 
@@ -26,6 +27,28 @@ export interface VerifyResult {
   /** Backup-level problems (CRC, sha256, structure) and image-level ones. */
   problems: string[];
   report?: VerifyReport;
+  /** Restore tests: the off-site store's URL when the backup was taken from there; absent for the local folder. */
+  from?: string;
+  /** Restore tests: why the off-site store could not be tested this time (the local folder was tested instead). */
+  offsiteError?: string;
+}
+
+/** A restore test's state on a backup; `from` names the off-site store it was restored from. */
+export type RestoreTestState = NonNullable<BackupState['lastRestoreTest']>;
+
+/** The restore test takes its backup from the off-site store when that store's newest restore test is older than this: every other weekly test. */
+export const OFFSITE_RESTORE_TEST_AFTER_MS = 10 * 24 * 60 * 60 * 1000;
+
+export interface RestoreTestOptions {
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+  /**
+   * Opens the directory's off-site store (undefined: none, or no secrets for it). Default:
+   * what a front end registered with `provideOffsiteRestoreStore`.
+   */
+  offsite?: () => Promise<OffsiteRestoreStore | undefined>;
+  /** Default OFFSITE_RESTORE_TEST_AFTER_MS. */
+  offsiteAfterMs?: number;
 }
 
 /** `deep`: v2 also reads every byte of every pack the backup uses (v1 always reads every byte). */
@@ -38,7 +61,15 @@ type Opts = { signal?: AbortSignal; onProgress?: ProgressListener; deep?: boolea
  * then, node:sqlite now): compareWithManifest compares only what no engine changes.
  */
 export async function inspectBackup(deps: VerifyDeps, catalog: Catalog, format: BackupFormat, object: string, settings: Settings, mode: Settings['verifyMode'], o: Opts) {
-  const check: FormatCheck = await format.check(catalog.store, object, o);
+  let check: FormatCheck;
+  try {
+    check = await format.check(catalog.store, object, o);
+  } catch (e) {
+    // An object that cannot be read as stored (an altered encrypted pack) is damage found,
+    // reported like any other; a missing object or a lost connection is still thrown.
+    if (!BackupError.is(e, 'badArchive') && !BackupError.is(e, 'unsafeArchive')) throw e;
+    check = { ok: false, problems: [e.message] };
+  }
   const problems = [...check.problems];
   let report: VerifyReport | undefined;
   let archiveOk = check.ok;
@@ -124,13 +155,73 @@ export async function verifyBackup(deps: VerifyDeps, catalog: Catalog, format: B
   return { record, path: where, ok, problems, report };
 }
 
+/** The newest restore test recorded in a store's state, as epoch ms (-Infinity: never). */
+async function newestRestoreTest(catalog: Catalog): Promise<number> {
+  let newest = -Infinity;
+  for (const s of Object.values((await catalog.readState()).backups)) {
+    const at = s.lastRestoreTest ? Date.parse(s.lastRestoreTest.at) : NaN;
+    if (at > newest) newest = at;
+  }
+  return newest;
+}
+
 /**
- * The rolling restore test: restores the kept backup whose last restore test is the
- * oldest (never-tested ones first, newest of those first) to a temporary file, runs the
- * full verification, and records the result on the backup and in the log. Resolves
- * undefined when the store has no backup. Never deletes anything.
+ * The rolling restore test of a backup directory (`local`). Now and then the backup comes
+ * from the directory's off-site store instead, so that the off-site copy is proven
+ * restorable, not assumed: when one is configured and its secrets are at hand (`o.offsite`,
+ * or a registered provider) and its newest restore test is older than `offsiteAfterMs`
+ * (10 days: every other weekly test). The result is recorded on the tested store (its state
+ * and log) and, for an off-site test, in the local state and log too (`from`: the URL), so
+ * that the schedule sees a test was done. An off-site store that cannot be reached is
+ * logged (warn) and the local folder is tested instead (`offsiteError`). Resolves
+ * undefined when there is no backup to test. Never deletes anything.
  */
-export async function restoreTest(deps: VerifyDeps, catalog: Catalog, formatOf: (r: BackupRecord) => BackupFormat, settings: Settings, o: Opts = {}): Promise<VerifyResult | undefined> {
+export async function restoreTest(deps: VerifyDeps, local: Catalog, formatOf: (r: BackupRecord) => BackupFormat, settings: Settings, o: RestoreTestOptions = {}): Promise<VerifyResult | undefined> {
+  const opts: Opts = { signal: o.signal, onProgress: o.onProgress };
+  let remote: OffsiteRestoreStore | undefined;
+  let offsiteError: string | undefined;
+  try {
+    remote = await (o.offsite ? o.offsite() : offsiteRestoreStore(local.dir, settings));
+    if (remote) {
+      const rc = new Catalog(remote, { clock: deps.clock });
+      const due = (await newestRestoreTest(rc)) <= deps.clock.now().getTime() - (o.offsiteAfterMs ?? OFFSITE_RESTORE_TEST_AFTER_MS);
+      const res = due ? await restoreTestIn(deps, rc, formatOf, settings, opts) : undefined;
+      if (res?.record) {
+        const url = remote.url;
+        const t = res.record.state.lastRestoreTest!;
+        const mine: RestoreTestState = { ...t, detail: `from ${url}: ${t.detail ?? ''}`.replace(/: $/, ''), from: url };
+        await local.updateState(res.record.id, (s) => {
+          s.lastRestoreTest = mine;
+        });
+        await local.record({
+          op: res.ok ? 'restoreTest.ok' : 'restoreTest.failed',
+          level: res.ok ? 'info' : 'error',
+          db: res.record.manifest.source.path,
+          backup: res.record.id,
+          message: res.ok ? `restore test of ${res.record.id} from ${url} passed` : `restore test of ${res.record.id} from ${url} FAILED: ${res.problems.slice(0, 3).join('; ')}`,
+          detail: { from: url, problems: res.problems.slice(0, 20) },
+        });
+        return { ...res, from: url };
+      }
+    }
+  } catch (e) {
+    if (BackupError.is(e, 'cancelled') || o.signal?.aborted) throw e;
+    offsiteError = (e as Error)?.message ?? String(e);
+    await local.record({ op: 'restoreTest.failed', level: 'warn', message: `the off-site copy could not be restore-tested, testing the local folder instead: ${offsiteError}`, detail: { from: remote?.url } });
+  } finally {
+    await remote?.close().catch(() => undefined);
+  }
+  const res = await restoreTestIn(deps, local, formatOf, settings, opts);
+  return res && offsiteError ? { ...res, offsiteError } : res;
+}
+
+/**
+ * The restore test of one store: restores the kept backup whose last restore test is the
+ * oldest (never-tested ones first, newest of those first) to a temporary file, runs the
+ * full verification, and records the result on the backup and in the store's log.
+ * Resolves undefined when the store has no backup. Never deletes anything.
+ */
+export async function restoreTestIn(deps: VerifyDeps, catalog: Catalog, formatOf: (r: BackupRecord) => BackupFormat, settings: Settings, o: Opts = {}): Promise<VerifyResult | undefined> {
   const { records } = await catalog.list();
   if (!records.length) return undefined;
   const at = (r: BackupRecord) => (r.state.lastRestoreTest ? Date.parse(r.state.lastRestoreTest.at) : -Infinity);
@@ -155,4 +246,18 @@ export async function restoreTest(deps: VerifyDeps, catalog: Catalog, formatOf: 
     detail: { problems: problems.slice(0, 20) },
   });
   return { record: { ...pick, manifest: check.manifest ?? pick.manifest, state }, path: pick.path, ok, problems, report };
+}
+
+/**
+ * The newest restore test among `records` (their state), with the backup it tested and
+ * which copy (`from`: the off-site URL; absent: the local folder). Undefined when none ran.
+ * Pure; for `lifeboat stats` and the panel.
+ */
+export function newestRestoreTestOf(records: readonly BackupRecord[]): (RestoreTestState & { id: string }) | undefined {
+  let best: (RestoreTestState & { id: string }) | undefined;
+  for (const r of records) {
+    const t = r.state.lastRestoreTest as RestoreTestState | undefined;
+    if (t && (!best || Date.parse(t.at) > Date.parse(best.at))) best = { ...t, id: r.id };
+  }
+  return best;
 }

@@ -20,6 +20,7 @@ import type { BackupView, CompareView, InspectView } from '../../../src/extensio
 import type { BackupNode, Node } from '../../../src/extension/tree';
 import type { BrowseState, CompareState, DiffRowsPage, InspectRequestResults, ReplyMessage, RowsPage } from '../../../webview/protocol';
 import { backupIds } from '../../fixtures/backupFiles';
+import { query } from '../../fixtures/sqlite';
 import { changeShopDb, makeShopDb, SHOP_DIFF, SHOP_ROWS, tableHash } from '../shopDb';
 import { channelText, linesWith, SettleRecorder, until } from './settled';
 
@@ -275,6 +276,96 @@ suite('Lifeboat: Open Backup, Compare, Restore This Table', () => {
     assert.deepEqual(settled.map((s) => s.outcome), ['failed']);
     const state = await delivered<CompareState>(view, (s) => !s.busy && s.notice?.ok === false);
     assert.match(state.notice!.message, /defined differently/);
+  });
+
+  test('Restore Selected Rows: the picked removed, changed and added rows become the backup\'s, nothing else changes; a key that matches nothing is refused', async function () {
+    this.timeout(90_000);
+    const a = await api();
+    const view = a.inspect.open.find((v): v is CompareView => 'diff' in v && (v as CompareView).state.newer.kind === 'live')!;
+    assert.ok(view, 'the comparison is open');
+    // Rows of keyed tables carry their keys whole; a multiset table's do not.
+    const page: DiffRowsPage = await ask(view, 'inspect/diff/rows', { table: 'customers', offset: 0 });
+    assert.deepEqual(page.removed.map((r) => r.key), [[5], [6], [7]]);
+    assert.deepEqual(page.changed.map((c) => [c.old.key, c.new.key]), [[[10], [10]], [[20], [20]]]);
+    assert.deepEqual(page.added.map((r) => r.key), [[251], [252], [253]]);
+    const tags: DiffRowsPage = await ask(view, 'inspect/diff/rows', { table: 'tags', offset: 0 });
+    assert.deepEqual(tags.removed.map((r) => r.key), [['a1', 1]]);
+    const log: DiffRowsPage = await ask(view, 'inspect/diff/rows', { table: 'log', offset: 0 });
+    assert.ok([...log.added, ...log.removed].every((r) => r.key === undefined), 'no keys for a table compared as a multiset');
+
+    const allRows = (t: string) => query<Record<string, unknown>>(dbPath(), `SELECT * FROM ${t} ORDER BY 1, 2`);
+    const before = Object.fromEntries(Object.keys(SHOP_ROWS).map((t) => [t, tableHash(dbPath(), t)]));
+    const customers = allRows('customers');
+    const preCount = backupIds(backupsDir()).filter((id) => id.endsWith('-pre-restore')).length;
+    const asked: { message: string; detail: string; button: string }[] = [];
+    const original = a.inspect.confirm;
+    const rows = [
+      { key: [5], kind: 'removed' },
+      { key: [10], kind: 'changed' },
+      { key: [251], kind: 'added' },
+    ];
+    try {
+      a.inspect.confirm = async (message, detail, button) => {
+        asked.push({ message, detail, button });
+        return false;
+      };
+      const no = await ask(view, 'inspect/rows/restore', { table: 'customers', rows });
+      assert.equal(no.outcome, 'declined');
+      assert.equal(tableHash(dbPath(), 'customers'), before.customers);
+      assert.match(asked[0].message, /^Restore 3 rows of table customers of shop\.db from the backup of /);
+      assert.match(asked[0].detail, /1 row changed since the backup reverted, 1 row removed since put back, 1 row added since deleted, in one transaction; .*pre-restore backup/);
+      assert.equal(asked[0].button, 'Restore Rows');
+
+      a.inspect.confirm = async () => true;
+      const mark = rec.mark();
+      const yes = await ask(view, 'inspect/rows/restore', { table: 'customers', rows });
+      assert.equal(yes.outcome, 'restored', yes.message);
+      const now = allRows('customers');
+      const byId = (xs: Record<string, unknown>[]) => new Map(xs.map((r) => [r.id, r]));
+      assert.deepEqual(byId(now).get(5), { id: 5, name: 'customer 5' }, 'row 5 is back as the backup has it');
+      assert.deepEqual(byId(now).get(10), { id: 10, name: 'customer 10' }, 'row 10 reverted');
+      assert.equal(byId(now).has(251), false, 'row 251 (added since) deleted');
+      const others = (xs: Record<string, unknown>[]) => xs.filter((r) => ![5, 10, 251].includes(r.id as number));
+      assert.deepEqual(others(now), others(customers), 'every other customer as it was');
+      for (const t of ['orders', 'tags', 'kv', 'log']) assert.equal(tableHash(dbPath(), t), before[t], `${t} is as it was`);
+      const settled = rec.since(mark, { op: 'restoreRows' });
+      assert.equal(settled.length, 1, JSON.stringify(rec.since(mark)));
+      assert.deepEqual([settled[0].outcome, settled[0].route, settled[0].db], ['ok', 'panel', dbPath()]);
+      const pre = backupIds(backupsDir()).filter((id) => id.endsWith('-pre-restore'));
+      assert.equal(pre.length, preCount + 1, 'one more pre-restore backup');
+      const newest = pre.sort().at(-1)!;
+      assert.match(settled[0].message, new RegExp(`kept as backup ${newest}`));
+      // Customer 5 is back: orders 5 and 55 have their parent again; 6, 7, 56, 57 do not.
+      assert.match(settled[0].message, /found 4 violations/);
+      const after = await delivered<CompareState>(view, (s) => !s.busy && !!s.notice && s.notice.message.startsWith('Restored 3 rows'));
+      assert.equal(after.notice?.ok, true);
+      assert.equal(after.notice!.message, 'Restored 3 rows of table customers of shop.db from the backup: 1 row reverted, 1 row put back, 1 row deleted.');
+      assert.equal(after.notice!.details[0], `Pre-restore backup: ${newest}`);
+      assert.match(after.notice!.details[1], /^Foreign key check: 4 violations: orders row 6 has no parent in customers/);
+      assert.deepEqual(after.tables.find((t) => t.name === 'customers'), { name: 'customers', added: 2, removed: 2, changed: 1, key: 'rowid (id)' });
+
+      // A composite key, from the comparison's own rows.
+      const tagsMark = rec.mark();
+      const t = await ask(view, 'inspect/rows/restore', { table: 'tags', rows: [{ key: tags.removed[0].key, kind: 'removed' }] });
+      assert.equal(t.outcome, 'restored', t.message);
+      assert.deepEqual(query(dbPath(), "SELECT a, b, note FROM tags WHERE a = 'a1' AND b = 1"), [{ a: 'a1', b: 1, note: 'note 1' }]);
+      assert.deepEqual(rec.since(tagsMark, { op: 'restoreRows' }).map((x) => x.outcome), ['ok']);
+
+      // A key that matches nothing: refused, naming it; nothing changes, no pre-restore backup.
+      const whole = Object.fromEntries(Object.keys(SHOP_ROWS).map((n) => [n, tableHash(dbPath(), n)]));
+      const count = backupIds(backupsDir()).length;
+      const bad = await ask(view, 'inspect/rows/restore', { table: 'customers', rows: [{ key: [6], kind: 'removed' }, { key: [999], kind: 'removed' }] });
+      assert.equal(bad.outcome, 'failed');
+      assert.match(bad.message, /^rows of table customers of shop\.db were not restored: table customers has no row with key 999 \(id\) in the backup or in .*shop\.db; nothing was changed$/);
+      assert.deepEqual(Object.fromEntries(Object.keys(SHOP_ROWS).map((n) => [n, tableHash(dbPath(), n)])), whole);
+      assert.equal(backupIds(backupsDir()).length, count);
+      // A table without a key: its rows cannot be picked.
+      const multiset = await view.handle({ kind: 'request', id: ++seq, method: 'inspect/rows/restore', params: { table: 'log', rows: [{ key: ['x'], kind: 'added' }] } });
+      assert.equal(multiset?.ok, false);
+      assert.match(multiset!.ok ? '' : multiset!.error, /rows of table log cannot be restored one by one: it has no primary key/);
+    } finally {
+      a.inspect.confirm = original;
+    }
   });
 
   test('Compare Two Backups: the backup and the pre-restore backup differ by exactly the changes', async function () {

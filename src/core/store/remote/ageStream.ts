@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, hkdfSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createSecretKey, hkdfSync, type KeyObject } from 'node:crypto';
 import { Transform } from 'node:stream';
 import { loadAge } from './encryptedBackend';
 
@@ -32,12 +32,14 @@ export function sealChunk(key: Buffer, index: number, last: boolean, plain: Buff
   return Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]);
 }
 
-export function openChunk(key: Buffer, index: number, last: boolean, sealed: Buffer): Buffer {
+export function openChunk(key: Buffer | KeyObject, index: number, last: boolean, sealed: Buffer): Buffer {
   if (sealed.length < TAG) throw new Error(`chunk ${index} is truncated`);
   const d = createDecipheriv('chacha20-poly1305', key, chunkNonce(index, last), { authTagLength: TAG });
   d.setAuthTag(sealed.subarray(sealed.length - TAG));
   try {
-    return Buffer.concat([d.update(sealed.subarray(0, sealed.length - TAG)), d.final()]);
+    const plain = d.update(sealed.subarray(0, sealed.length - TAG));
+    d.final(); // authenticates (ChaCha20-Poly1305 adds no bytes here); nothing is returned before it
+    return plain;
   } catch {
     throw new Error(`chunk ${index} fails authentication`);
   }
@@ -123,17 +125,81 @@ export function sealingStream(head: Buffer, key: Buffer, hash = createHash('sha2
   return Object.assign(t, { sha256: () => hash.digest('hex') });
 }
 
+/** Bytes of an age file whose header (with its nonce) is `headLength` bytes, for `plain` bytes of payload. */
+export function sealedSize(headLength: number, plain: number): number {
+  return headLength + plain + TAG * Math.max(1, Math.ceil(plain / CHUNK));
+}
+
+/** Plaintext chunks sealed per block that `sealedBlocks` yields (1 MiB of plaintext). */
+const BLOCK_CHUNKS = 16;
+
+/**
+ * The age file of a payload of known size, generated on demand: `head`, then blocks of up
+ * to 16 sealed chunks, each block a new Buffer. `read(at, length)` returns exactly those
+ * plaintext bytes (it may reuse one buffer between calls: what it returns is consumed before
+ * the next call). The same head, key and plaintext give the same bytes each time, so an
+ * upload can hash the file in one pass and send it in another with no copy kept anywhere.
+ * The work per block (about a millisecond) keeps the event loop responsive.
+ */
+export async function* sealedBlocks(head: Buffer, key: Buffer, size: number, read: (at: number, length: number) => Promise<Buffer>): AsyncGenerator<Buffer> {
+  yield Buffer.from(head);
+  yield* sealedPayload(key, size, read, true);
+}
+
+/**
+ * The SHA-256 (hex) of the age file `sealedBlocks` makes of the same arguments, without
+ * assembling its blocks.
+ */
+export async function sealedSha256(head: Buffer, key: Buffer, size: number, read: (at: number, length: number) => Promise<Buffer>, signal?: AbortSignal): Promise<string> {
+  const hash = createHash('sha256').update(head);
+  for await (const part of sealedPayload(key, size, read, false)) {
+    if (signal?.aborted) throw signal.reason;
+    hash.update(part);
+  }
+  return hash.digest('hex');
+}
+
+/** The sealed chunks of a payload: whole blocks (`assemble`), else each chunk's ciphertext and tag as they come. */
+async function* sealedPayload(key: Buffer, size: number, read: (at: number, length: number) => Promise<Buffer>, assemble: boolean): AsyncGenerator<Buffer> {
+  const chunks = Math.max(1, Math.ceil(size / CHUNK));
+  // One key object for all chunks: a Buffer key is checked and imported again by every cipher.
+  const secret = createSecretKey(key);
+  for (let first = 0; first < chunks; first += BLOCK_CHUNKS) {
+    const n = Math.min(BLOCK_CHUNKS, chunks - first);
+    const start = first * CHUNK;
+    const length = Math.min(size, start + n * CHUNK) - start;
+    const plain = await read(start, length);
+    if (plain.length !== length) throw new Error(`the payload ended after ${start + plain.length} of ${size} bytes`);
+    const out = assemble ? Buffer.allocUnsafe(length + n * TAG) : undefined;
+    let at = 0;
+    for (let i = 0; i < n; i++) {
+      const c = createCipheriv('chacha20-poly1305', secret, chunkNonce(first + i, first + i === chunks - 1), { authTagLength: TAG });
+      const sealed = c.update(plain.subarray(i * CHUNK, Math.min(length, (i + 1) * CHUNK)));
+      c.final();
+      if (out) {
+        at += sealed.copy(out, at);
+        at += c.getAuthTag().copy(out, at);
+      } else {
+        yield sealed;
+        yield c.getAuthTag();
+      }
+    }
+    if (out) yield out;
+  }
+}
+
 /** Decrypts a payload stream (everything after the header and nonce) of `sealed` bytes in all. */
 export function openingStream(key: Buffer, sealed: number, firstIndex = 0): Transform {
   const chunks = Math.max(1, Math.ceil(sealed / CIPHER_CHUNK));
   let pending: Buffer = Buffer.alloc(0);
   let index = firstIndex;
+  const secret = createSecretKey(key);
   return new Transform({
     transform(chunk: Buffer, _enc, done) {
       pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
       try {
         while (pending.length >= CIPHER_CHUNK && index < chunks - 1) {
-          this.push(openChunk(key, index, false, pending.subarray(0, CIPHER_CHUNK)));
+          this.push(openChunk(secret, index, false, pending.subarray(0, CIPHER_CHUNK)));
           index++;
           pending = pending.subarray(CIPHER_CHUNK);
         }
@@ -145,7 +211,7 @@ export function openingStream(key: Buffer, sealed: number, firstIndex = 0): Tran
     flush(done) {
       try {
         if (index !== chunks - 1) throw new Error(`truncated: ${index + 1} of ${chunks} chunks`);
-        const plain = openChunk(key, index, true, pending);
+        const plain = openChunk(secret, index, true, pending);
         if (index > 0 && plain.length === 0) throw new Error('the final chunk is empty');
         this.push(plain);
         done();

@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { BackupError, fsError } from '../../errors';
 import { crashPoint } from '../../faults';
 import { fsyncDir, fsyncFile } from '../../fsutil';
 import { assertObjectName, type ByteRange, type StoredObject } from '../store';
-import type { ObjectBackend, PutBody, PutOptions } from './objectBackend';
+import type { ObjectBackend, PutBody, PutOptions, PutSource } from './objectBackend';
 
 /** Temp files of uploads in progress: `<name>.tmp-<pid>-<hex>`, beside their target. */
 const TEMP = /\.tmp-\d+-[0-9a-f]{8}$/;
@@ -98,13 +99,22 @@ export class FolderBackend implements ObjectBackend {
     return createReadStream(p, { fd: fh, start, end: range.length === undefined ? undefined : start + range.length - 1 });
   }
 
-  async put(name: string, body: PutBody, o: PutOptions): Promise<void> {
+  put(name: string, body: PutBody, o: PutOptions): Promise<void> {
+    if ('file' in body) return this.write(name, body.size, (tmp) => fs.copyFile(body.file, tmp), o);
+    return this.write(name, body.bytes.length, (tmp) => fs.writeFile(tmp, body.bytes), o);
+  }
+
+  putSource(name: string, body: PutSource, o: PutOptions): Promise<void> {
+    return this.write(name, body.size, (tmp) => pipeline(body.open(), createWriteStream(tmp), { signal: o.signal }), o);
+  }
+
+  /** Writes the temp file with `fill`, then fsync, rename, fsync of the folder; checks the size. */
+  private async write(name: string, size: number, fill: (tmp: string) => Promise<void>, o: PutOptions): Promise<void> {
     const target = this.file(name);
     const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
       await fs.mkdir(path.dirname(target), { recursive: true });
-      if ('file' in body) await fs.copyFile(body.file, tmp);
-      else await fs.writeFile(tmp, body.bytes);
+      await fill(tmp);
       if (o.signal?.aborted) throw new BackupError('cancelled', 'cancelled');
       crashPoint('fsync', tmp);
       await fsyncFile(tmp);
@@ -115,7 +125,6 @@ export class FolderBackend implements ObjectBackend {
       await fs.rm(tmp, { force: true });
       throw fsError(e, target, 'writing to the off-site folder');
     }
-    const size = 'file' in body ? body.size : body.bytes.length;
     o.onProgress?.(size);
     const st = await this.stat(name);
     if (st?.size !== size) throw new BackupError('io', `${target}: the copy did not arrive whole (size ${st?.size ?? 'none'}, expected ${size})`);

@@ -4,6 +4,16 @@ import type { ByteRange, StoredObject } from '../store';
 /** What to upload: a local file (streamed, never read whole into memory) or bytes. */
 export type PutBody = { file: string; size: number } | { bytes: Buffer };
 
+/**
+ * A body made on the fly rather than read from a file: each call of `open` starts a new
+ * stream of the same `size` bytes (an encrypted file, sealed as it is sent), so an upload
+ * can be repeated without any copy of the body kept on disk or in memory.
+ */
+export interface PutSource {
+  size: number;
+  open(): Readable;
+}
+
 export interface PutOptions {
   /** SHA-256 (hex) of the body's bytes: kept with the object (metadata) and checked after upload. */
   sha256: string;
@@ -56,6 +66,12 @@ export interface ObjectBackend {
 
   /** Uploads atomically (see above), replacing any object of that name. */
   put(name: string, body: PutBody, o: PutOptions): Promise<void>;
+
+  /**
+   * As `put`, for a body made on the fly (see PutSource), read once per attempt. Optional: a
+   * backend without it is given a file or bytes instead.
+   */
+  putSource?(name: string, body: PutSource, o: PutOptions): Promise<void>;
 
   /** Deletes; a missing object is not an error. */
   delete(name: string): Promise<void>;

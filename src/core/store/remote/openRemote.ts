@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { Clock } from '../../context';
 import { BackupError } from '../../errors';
 import { FolderBackend } from './folderBackend';
+import { defaultKnownHostsFiles, type HostKeyPolicy } from './knownHosts';
 import type { ObjectBackend } from './objectBackend';
 import { RemoteStore, type Passphrase } from './remoteStore';
 import type { RetryOptions } from './retryBackend';
@@ -70,7 +71,15 @@ export interface RemoteSettings {
 /** Secrets, resolved by the front end (the CLI's environment, VS Code's SecretStorage). */
 export interface RemoteSecrets {
   s3?: { credentials: S3Credentials | (() => Promise<S3Credentials>); source: string };
-  sftp?: { password?: string; privateKeyFile?: string; passphrase?: string; source: string; hostKeySha256?: string };
+  sftp?: {
+    password?: string;
+    privateKeyFile?: string;
+    passphrase?: string;
+    source: string;
+    hostKeySha256?: string;
+    /** known_hosts checking (files, accept-new); default OpenSSH's files, strict. */
+    knownHosts?: HostKeyPolicy;
+  };
   passphrase?: Passphrase;
 }
 
@@ -100,6 +109,8 @@ export function remoteBackend(s: RemoteSettings, secrets: RemoteSecrets): Object
         passphrase: secrets.sftp?.passphrase,
         readyTimeoutMs: s.timeoutMs,
         hostKeySha256: secrets.sftp?.hostKeySha256,
+        knownHosts: secrets.sftp?.knownHosts,
+        bandwidthKiBps: s.bandwidthKiBps || undefined,
       });
     case 'file':
       return new FolderBackend(loc.path);
@@ -147,6 +158,7 @@ export function secretsFromEnv(env: NodeJS.ProcessEnv, run: (cmd: string) => Pro
     out.sftp = { source: `~/.ssh keys`, privateKeyFile: key.find((k) => existsSyncQuiet(k)) };
   }
   if (env.LIFEBOAT_SFTP_HOST_KEY) out.sftp.hostKeySha256 = env.LIFEBOAT_SFTP_HOST_KEY;
+  out.sftp.knownHosts = knownHostsFromEnv(env);
   if (env.LIFEBOAT_PASSWORD) out.passphrase = { source: 'LIFEBOAT_PASSWORD', get: async () => env.LIFEBOAT_PASSWORD! };
   else if (env.LIFEBOAT_PASSWORD_FILE) {
     const f = env.LIFEBOAT_PASSWORD_FILE;
@@ -174,6 +186,44 @@ export function secretsFromEnv(env: NodeJS.ProcessEnv, run: (cmd: string) => Pro
     };
   }
   return out;
+}
+
+/**
+ * What the CLI's environment lacks to open `url` without asking anyone, or undefined when
+ * it has the secrets a scheduled job needs: a passphrase (LIFEBOAT_PASSWORD, _FILE or
+ * _COMMAND) unless `encrypt` is false; S3 keys or a profile's credentials file; an SFTP
+ * password or key file. Reads no file but checks that the defaults exist. For a scheduled
+ * off-site restore test, which is skipped (not failed) without them.
+ */
+export function missingSecrets(url: string, encrypt: boolean, env: NodeJS.ProcessEnv): string | undefined {
+  let kind: RemoteLocation['kind'];
+  try {
+    kind = parseRemoteUrl(url, 'lifeboat.offsite.url').kind;
+  } catch (e) {
+    return (e as Error).message;
+  }
+  if (encrypt && !env.LIFEBOAT_PASSWORD && !env.LIFEBOAT_PASSWORD_FILE && !env.LIFEBOAT_PASSWORD_COMMAND) return 'no passphrase (LIFEBOAT_PASSWORD, LIFEBOAT_PASSWORD_FILE or LIFEBOAT_PASSWORD_COMMAND)';
+  if (kind === 's3' && !env.AWS_ACCESS_KEY_ID && !env.AWS_PROFILE && !existsSyncQuiet(env.AWS_SHARED_CREDENTIALS_FILE || path.join(os.homedir(), '.aws', 'credentials'))) return 'no S3 credentials (AWS_ACCESS_KEY_ID, AWS_PROFILE)';
+  if (kind === 'sftp' && !env.LIFEBOAT_SFTP_PASSWORD && !env.LIFEBOAT_SFTP_KEY && !['id_ed25519', 'id_ecdsa', 'id_rsa'].some((k) => existsSyncQuiet(path.join(os.homedir(), '.ssh', k)))) return 'no SFTP password or key (LIFEBOAT_SFTP_PASSWORD, LIFEBOAT_SFTP_KEY)';
+  return undefined;
+}
+
+/**
+ * SFTP host key checking from the environment: `LIFEBOAT_SFTP_KNOWN_HOSTS` (one file, or
+ * several separated by the path delimiter) replaces OpenSSH's `~/.ssh/known_hosts` and
+ * `/etc/ssh/ssh_known_hosts`; `LIFEBOAT_SFTP_ACCEPT_NEW=1` records an unknown host's key in
+ * the first file and connects (OpenSSH's `StrictHostKeyChecking=accept-new`). BackupError
+ * 'badConfig' naming the variable for a value that is not a yes or a no.
+ */
+export function knownHostsFromEnv(env: NodeJS.ProcessEnv): HostKeyPolicy {
+  const raw = env.LIFEBOAT_SFTP_ACCEPT_NEW?.trim().toLowerCase() ?? '';
+  let acceptNew: boolean;
+  if (['1', 'true', 'yes', 'on'].includes(raw)) acceptNew = true;
+  else if (['', '0', 'false', 'no', 'off'].includes(raw)) acceptNew = false;
+  else throw new BackupError('badConfig', `LIFEBOAT_SFTP_ACCEPT_NEW: "${env.LIFEBOAT_SFTP_ACCEPT_NEW}" is neither 1 (record an unknown SFTP host's key on first use) nor 0`);
+  const files = (env.LIFEBOAT_SFTP_KNOWN_HOSTS ?? '').split(path.delimiter).filter(Boolean);
+  if (files.some((f) => !path.isAbsolute(f))) throw new BackupError('badConfig', `LIFEBOAT_SFTP_KNOWN_HOSTS: "${env.LIFEBOAT_SFTP_KNOWN_HOSTS}" must be absolute paths of known_hosts files`);
+  return files.length ? { files, acceptNew, source: `LIFEBOAT_SFTP_KNOWN_HOSTS (${files.join(path.delimiter)})` } : { files: defaultKnownHostsFiles(), acceptNew };
 }
 
 function existsSyncQuiet(p: string): boolean {

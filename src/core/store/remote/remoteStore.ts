@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import type { LogEntry } from '../../catalog/backupLog';
 import type { LockOptions } from '../../catalog/lock';
 import { systemClock, type Clock } from '../../context';
-import { BackupError } from '../../errors';
+import { BackupError, fsError } from '../../errors';
 import { crashPoint } from '../../faults';
 import { processAlive, processStartId } from '../../processInfo';
 import { assertObjectName, type BackupStore, type ByteRange, type StoredObject, type StoreLog } from '../store';
@@ -39,6 +39,38 @@ const MACHINE = ((): string => {
 
 /** Bytes of fetched objects kept after their readers are done (see prepareRead). */
 const FETCH_KEEP_BYTES = 2 * 1024 * 1024 * 1024;
+/** Objects fetched whole at once (rclone's default number of transfers). */
+const FETCH_CONCURRENCY = 4;
+/** A fetch writes what it received in pieces of about this size. */
+const FETCH_WRITE_BYTES = 1024 * 1024;
+/**
+ * A ranged read that starts this far beyond what its object's fetch holds goes to the
+ * remote by range rather than waiting (a pack's index, at its end, is wanted first).
+ */
+const FETCH_WAIT_AHEAD = 8 * 1024 * 1024;
+/** Local copies kept open for reading at once (a backup may use hundreds of packs). */
+const FETCH_READERS = 32;
+
+/** An object being fetched whole into a local plain copy (see prepareRead). */
+interface Fetch {
+  name: string;
+  file: string;
+  /** Bytes written to `file` so far, from the start; all of them once `done`. */
+  have: number;
+  started: boolean;
+  done: boolean;
+  /** The fetch failed or was abandoned: readers go to the remote. */
+  dropped: boolean;
+  pins: number;
+  abort: AbortController;
+  /** Woken when `have` grows and when the fetch ends. */
+  waiters: Set<() => void>;
+  /** Settles (never rejects) when the fetch has ended and its file is closed. */
+  ended: Promise<void>;
+  /** A handle for reading the copy, shared by readers, and how many use it now. */
+  reader?: Promise<fs.FileHandle>;
+  readers: number;
+}
 
 export interface RemoteConfig {
   format: 'lifeboat-remote';
@@ -97,7 +129,12 @@ export class RemoteStore implements BackupStore {
   /** Unfinished uploads the last `open()` removed. */
   swept = 0;
   /** Objects fetched whole for reading (prepareRead): local plain copies, pinned while in use. */
-  private readonly fetched = new Map<string, { file: string; size: number; pins: number; ready: Promise<void> }>();
+  private readonly fetched = new Map<string, Fetch>();
+  /** Fetches not started yet, in the order their readers need them; and how many run. */
+  private fetchQueue: Fetch[] = [];
+  private fetching = 0;
+  /** Copies with a reading handle open, least recently read first. */
+  private readonly openReaders = new Set<Fetch>();
 
   constructor(
     backend: ObjectBackend,
@@ -249,78 +286,231 @@ export class RemoteStore implements BackupStore {
   async read(name: string, range?: ByteRange): Promise<Readable> {
     assertObjectName(name);
     const f = this.fetched.get(name);
-    if (f) {
-      await f.ready;
-      const start = range?.offset ?? 0;
-      const end = range?.length !== undefined ? Math.min(f.size, start + range.length) : f.size;
-      if (end <= start) return Readable.from([]);
-      return createReadStream(f.file, { start, end: end - 1 });
+    const at = f && (await this.fetchedRange(f, range));
+    if (at) {
+      if (at.end <= at.start) return Readable.from([]);
+      return createReadStream(f.file, { start: at.start, end: at.end - 1 });
     }
     return (await this.backend()).get(name, range);
   }
 
-  /**
-   * Fetches the objects whole (decrypted) into a local folder, two at a time, and serves
-   * reads of them from there until released; copies no reader holds are removed then.
-   */
-  async prepareRead(objects: string[], o: { signal?: AbortSignal } = {}): Promise<() => void> {
-    const b = await this.backend();
-    const dir = await this.scratchDir();
-    const mine: string[] = [];
-    const queue = [...new Set(objects)];
-    const fetchOne = async (name: string): Promise<void> => {
-      let f = this.fetched.get(name);
-      if (!f) {
-        const file = path.join(dir, `fetch.${process.pid}.${randomBytes(4).toString('hex')}.obj`);
-        const entry = { file, size: 0, pins: 0, ready: Promise.resolve() };
-        entry.ready = (async () => {
-          const src = await b.get(name, undefined, o);
-          await pipeline(src, createWriteStream(file), { signal: o.signal });
-          entry.size = (await fs.stat(file)).size;
-        })();
-        f = entry;
-        this.fetched.set(name, f);
-        f.ready.catch(() => {
-          if (this.fetched.get(name) === entry) this.fetched.delete(name);
-          void fs.rm(file, { force: true });
-        });
-      }
-      f.pins++;
-      mine.push(name);
-      await f.ready;
-    };
-    // Released copies stay for the next reader (a verification reads a backup's packs
-    // twice: the check, then the rebuild), within a budget; close() removes them all.
-    const release = (): void => {
-      for (const name of mine.splice(0)) {
-        const f = this.fetched.get(name);
-        if (f) f.pins--;
-      }
-      let unpinned = 0;
-      for (const f of this.fetched.values()) if (f.pins <= 0) unpinned += f.size;
-      for (const [name, f] of this.fetched) {
-        if (unpinned <= FETCH_KEEP_BYTES) break;
-        if (f.pins > 0) continue;
-        this.fetched.delete(name);
-        unpinned -= f.size;
-        void fs.rm(f.file, { force: true });
-      }
-    };
-    try {
-      const workers = Array.from({ length: Math.min(2, queue.length) }, async () => {
-        for (let n = queue.shift(); n !== undefined; n = queue.shift()) await fetchOne(n);
-      });
-      await Promise.all(workers);
-    } catch (e) {
-      release();
-      if (o.signal?.aborted) throw new BackupError('cancelled', 'cancelled', { cause: e });
-      throw e;
-    }
-    return release;
+  async readBytes(name: string, range?: ByteRange): Promise<Buffer> {
+    assertObjectName(name);
+    const f = this.fetched.get(name);
+    const at = f && (await this.fetchedRange(f, range));
+    if (at) return this.readFetched(f, at.start, at.end);
+    return streamBytes(await (await this.backend()).get(name, range));
   }
 
-  async readBytes(name: string, range?: ByteRange): Promise<Buffer> {
-    return streamBytes(await this.read(name, range));
+  /**
+   * Waits until the local copy `f` holds `range` and returns its bounds there; undefined
+   * when the read should go to the remote instead: the fetch failed or was dropped, or the
+   * range starts far beyond what has arrived (a pack's index, read before its blocks).
+   */
+  private async fetchedRange(f: Fetch, range?: ByteRange): Promise<{ start: number; end: number } | undefined> {
+    const start = range?.offset ?? 0;
+    for (;;) {
+      if (f.dropped) return undefined;
+      if (f.done) return { start: Math.min(start, f.have), end: range?.length !== undefined ? Math.min(f.have, start + range.length) : f.have };
+      if (range?.length !== undefined && start + range.length <= f.have) return { start, end: start + range.length };
+      if (start > f.have + FETCH_WAIT_AHEAD) return undefined;
+      // A reader waits for it: it starts now, beside those running.
+      if (!f.started) this.startFetch(f);
+      await new Promise<void>((resolve) => f.waiters.add(resolve));
+    }
+  }
+
+  /** Bytes `start` to `end` of the local copy `f` (which holds them). */
+  private async readFetched(f: Fetch, start: number, end: number): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(end - start);
+    f.readers++;
+    this.openReaders.delete(f);
+    this.openReaders.add(f);
+    for (const old of this.openReaders) {
+      if (this.openReaders.size <= FETCH_READERS) break;
+      if (old.readers === 0) this.closeReader(old);
+    }
+    const opening = (f.reader ??= fs.open(f.file, 'r'));
+    const where = `reading the local copy of ${this.url}/${f.name}`;
+    try {
+      const fh = await opening.catch((e: unknown) => {
+        // Not kept: the next reader tries again.
+        if (f.reader === opening) f.reader = undefined;
+        throw fsError(e, f.file, where);
+      });
+      let done = 0;
+      while (done < buf.length) {
+        const { bytesRead } = await fh.read(buf, done, buf.length - done, start + done);
+        if (bytesRead === 0) throw new BackupError('io', `${f.file}: the local copy of ${this.url}/${f.name} ended early`);
+        done += bytesRead;
+      }
+      return buf;
+    } catch (e) {
+      throw e instanceof BackupError ? e : fsError(e, f.file, where);
+    } finally {
+      f.readers--;
+      if (f.dropped) this.closeReader(f);
+    }
+  }
+
+  private closeReader(f: Fetch): void {
+    if (f.readers > 0) return;
+    this.openReaders.delete(f);
+    if (!f.reader) return;
+    const r = f.reader;
+    f.reader = undefined;
+    void r.then((fh) => fh.close()).catch(() => undefined);
+  }
+
+  /** Stops (if running) and forgets a fetch, and removes its copy. */
+  private dropFetch(f: Fetch): void {
+    if (this.fetched.get(f.name) === f) this.fetched.delete(f.name);
+    const q = this.fetchQueue.indexOf(f);
+    if (q >= 0) this.fetchQueue.splice(q, 1);
+    f.dropped = true;
+    f.abort.abort();
+    for (const w of f.waiters) w();
+    f.waiters.clear();
+    this.closeReader(f);
+    void f.ended.then(() => fs.rm(f.file, { force: true })).catch(() => undefined);
+  }
+
+  /** Starts queued fetches while fewer than FETCH_CONCURRENCY run. */
+  private pumpFetches(): void {
+    while (this.fetching < FETCH_CONCURRENCY && this.fetchQueue.length) this.startFetch(this.fetchQueue[0]);
+  }
+
+  private startFetch(f: Fetch): void {
+    const q = this.fetchQueue.indexOf(f);
+    if (q >= 0) this.fetchQueue.splice(q, 1);
+    this.fetching++;
+    f.started = true;
+    void this.runFetch(f).finally(() => {
+      this.fetching--;
+      this.pumpFetches();
+    });
+  }
+
+  /**
+   * Fetches `f`'s object whole (decrypted, each chunk authenticated before it is written)
+   * into its file, in pieces, waking its readers as bytes arrive. A failure drops the copy
+   * (its readers then read from the remote, which reports the failure again if it lasts).
+   */
+  private async runFetch(f: Fetch): Promise<void> {
+    let fh: fs.FileHandle | undefined;
+    let endFetch!: () => void;
+    f.ended = new Promise<void>((resolve) => (endFetch = resolve));
+    try {
+      fh = await fs.open(f.file, 'wx', 0o600);
+      const src = await (await this.backend()).get(f.name, undefined, { signal: f.abort.signal });
+      const stop = (): void => void src.destroy(new BackupError('cancelled', 'cancelled'));
+      f.abort.signal.addEventListener('abort', stop, { once: true });
+      if (f.abort.signal.aborted) stop();
+      let pending: Buffer[] = [];
+      let pendingBytes = 0;
+      const flush = async (): Promise<void> => {
+        let bufs = pending;
+        const n = pendingBytes;
+        pending = [];
+        pendingBytes = 0;
+        let done = 0;
+        while (done < n) {
+          const wrote = (await fh!.writev(bufs, f.have + done)).bytesWritten;
+          done += wrote;
+          // A short write: the rest again.
+          let skip = wrote;
+          const rest: Buffer[] = [];
+          for (const b of bufs) {
+            if (skip >= b.length) skip -= b.length;
+            else {
+              rest.push(skip ? b.subarray(skip) : b);
+              skip = 0;
+            }
+          }
+          bufs = rest;
+        }
+        f.have += n;
+        for (const w of f.waiters) w();
+        f.waiters.clear();
+      };
+      try {
+        for await (const c of src) {
+          pending.push(c as Buffer);
+          pendingBytes += (c as Buffer).length;
+          if (pendingBytes >= FETCH_WRITE_BYTES) await flush();
+        }
+        await flush();
+      } finally {
+        f.abort.signal.removeEventListener('abort', stop);
+      }
+      f.done = true;
+    } catch {
+      if (!f.dropped) this.dropFetch(f);
+    } finally {
+      await fh?.close().catch(() => undefined);
+      for (const w of f.waiters) w();
+      f.waiters.clear();
+      endFetch();
+    }
+  }
+
+  /**
+   * Starts fetching the objects whole (decrypted) into a local folder, FETCH_CONCURRENCY at
+   * a time in the order given (the order a rebuild first needs them), and serves reads of
+   * them from there as their bytes arrive: a read waits for its range only, and one far
+   * ahead of the fetch (a pack's index) goes to the remote by range. Resolves to a release
+   * once the fetches are queued. A failed fetch is dropped and its reads go to the remote,
+   * which reports the failure (a damaged object, a lost connection) to the reader.
+   * Released copies stay for the next reader within FETCH_KEEP_BYTES; close() stops every
+   * fetch and removes every copy.
+   */
+  async prepareRead(objects: string[], o: { signal?: AbortSignal } = {}): Promise<() => void> {
+    await this.backend();
+    const dir = await this.scratchDir();
+    const mine: Fetch[] = [];
+    for (const name of new Set(objects)) {
+      assertObjectName(name);
+      let f = this.fetched.get(name);
+      if (!f) {
+        f = {
+          name,
+          file: path.join(dir, `fetch.${process.pid}.${randomBytes(4).toString('hex')}.obj`),
+          have: 0,
+          started: false,
+          done: false,
+          dropped: false,
+          pins: 0,
+          abort: new AbortController(),
+          waiters: new Set(),
+          ended: Promise.resolve(),
+          readers: 0,
+        };
+        this.fetched.set(name, f);
+        this.fetchQueue.push(f);
+      }
+      f.pins++;
+      mine.push(f);
+    }
+    const cancel = (): void => {
+      for (const f of mine) if (!f.done) this.dropFetch(f);
+    };
+    o.signal?.addEventListener('abort', cancel, { once: true });
+    if (o.signal?.aborted) cancel();
+    this.pumpFetches();
+    // Released copies stay for the next reader (a verification reads a backup's packs
+    // twice: the check, then the rebuild), within a budget; close() removes them all.
+    return () => {
+      o.signal?.removeEventListener('abort', cancel);
+      for (const f of mine.splice(0)) f.pins--;
+      let unpinned = 0;
+      for (const f of this.fetched.values()) if (f.pins <= 0 && f.done) unpinned += f.have;
+      for (const f of [...this.fetched.values()]) {
+        if (unpinned <= FETCH_KEEP_BYTES) break;
+        if (f.pins > 0 || !f.done) continue;
+        this.dropFetch(f);
+        unpinned -= f.have;
+      }
+    };
   }
 
   async localCopy(name: string, o: { signal?: AbortSignal } = {}): Promise<{ path: string; release(): Promise<void> }> {
@@ -485,8 +675,10 @@ export class RemoteStore implements BackupStore {
   }
 
   async close(): Promise<void> {
-    for (const f of this.fetched.values()) await fs.rm(f.file, { force: true });
-    this.fetched.clear();
+    const fetches = [...this.fetched.values()];
+    for (const f of fetches) this.dropFetch(f);
+    for (const f of fetches) await f.ended;
+    for (const f of fetches) await fs.rm(f.file, { force: true });
     await this.objects?.close();
     await this.raw.close();
     this.objects = undefined;

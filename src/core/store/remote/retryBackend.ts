@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { BackupError } from '../../errors';
 import type { ByteRange, StoredObject } from '../store';
-import type { ObjectBackend, PutBody, PutOptions } from './objectBackend';
+import type { ObjectBackend, PutBody, PutOptions, PutSource } from './objectBackend';
 
 const TRANSIENT = Symbol('transient');
 
@@ -35,6 +35,7 @@ export class RetryBackend implements ObjectBackend {
   readonly url: string;
   readonly label: string;
   recordedSha256?: (name: string) => Promise<string | undefined>;
+  putSource?: (name: string, body: PutSource, o: PutOptions) => Promise<void>;
 
   constructor(
     readonly inner: ObjectBackend,
@@ -43,6 +44,7 @@ export class RetryBackend implements ObjectBackend {
     this.url = inner.url;
     this.label = inner.label;
     if (inner.recordedSha256) this.recordedSha256 = (name) => this.retry(`reading ${name}`, () => inner.recordedSha256!(name));
+    if (inner.putSource) this.putSource = (name, body, o) => this.retry(`uploading ${name}`, () => inner.putSource!(name, body, o), o.signal);
   }
 
   private async retry<T>(doing: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {

@@ -4,14 +4,18 @@ import { Readable } from 'node:stream';
 import type { S3Client as S3ClientType } from '@aws-sdk/client-s3';
 import { BackupError } from '../../errors';
 import { assertObjectName, type ByteRange, type StoredObject } from '../store';
-import type { ObjectBackend, PutBody, PutOptions } from './objectBackend';
-import { throttled } from './throttle';
+import type { ObjectBackend, PutBody, PutOptions, PutSource } from './objectBackend';
+import { Bandwidth } from './throttle';
 import { transient } from './retryBackend';
 
 /** Metadata key of the SHA-256 Lifeboat keeps with every object (multipart ETags are no content hash). */
 const SHA_META = 'lifeboat-sha256';
-/** Bodies up to this size go in one PUT with Content-MD5; larger ones in multipart uploads. */
-const SINGLE_PUT_MAX = 16 * 1024 * 1024;
+/**
+ * Bodies up to this size go in one streamed PUT; larger ones in multipart uploads. Packs hold
+ * at most about 64 MiB, so each goes in one request (as rclone sends files below 200 MiB),
+ * and a failed one is sent again whole.
+ */
+const SINGLE_PUT_MAX = 128 * 1024 * 1024;
 const PART_SIZE = 8 * 1024 * 1024;
 
 export interface S3Credentials {
@@ -36,14 +40,50 @@ export interface S3BackendOptions {
   requestTimeoutMs?: number;
 }
 
-type S3Module = typeof import('@aws-sdk/client-s3');
+type S3Module = typeof import('./s3Sdk.js');
+
+let sdkModule: Promise<S3Module> | undefined;
+
+/**
+ * The SDK, loaded once. Evaluating it takes some 90 ms of one thread here when imported in
+ * one piece: a stall of the extension host's event loop as a copy starts. So the packages it
+ * is built on are evaluated first, one per turn of the event loop (each import runs only the
+ * modules it needs that have not run yet), and the S3 client itself last (about 60 ms of
+ * that remains one piece).
+ */
+function loadSdk(): Promise<S3Module> {
+  sdkModule ??= (async () => {
+    const stages = [
+      () => import('@smithy/core/serde'),
+      () => import('@smithy/core/schema'),
+      () => import('@smithy/core/protocols'),
+      () => import('@smithy/core/client'),
+      () => import('@smithy/core/endpoints'),
+      () => import('@smithy/core'),
+      () => import('@aws-sdk/core/client'),
+      () => import('@aws-sdk/checksums/flexible-checksums'),
+      () => import('@aws-sdk/middleware-sdk-s3/s3'),
+      () => import('@smithy/node-http-handler'),
+    ];
+    for (const stage of stages) {
+      await stage();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return import('./s3Sdk.js');
+  })().catch((e: unknown) => {
+    sdkModule = undefined;
+    throw e;
+  });
+  return sdkModule;
+}
 
 /**
  * Objects in an S3-compatible bucket (AWS, R2, B2, MinIO, Wasabi, Swift's s3api). The SDK is
- * loaded on first use, so the extension's activation does not pay for it. Every upload
- * carries Content-MD5 (single PUT) or goes through lib-storage's multipart upload (which
- * aborts what it started when it fails), keeps the body's SHA-256 in metadata, and is
- * checked by a HEAD for size and that hash afterwards. The SDK does not retry
+ * loaded on first use, so the extension's activation does not pay for it. Every upload is
+ * checked by the server against a hash (a single PUT against the body's SHA-256, signed as
+ * its payload hash; a multipart upload through lib-storage, which aborts what it started
+ * when it fails, part by part against each part's), keeps the body's SHA-256 in metadata,
+ * and is checked by a HEAD for size and that hash afterwards. The SDK does not retry
  * (`maxAttempts: 1`): `RetryBackend` above it does, for every backend alike.
  */
 export class S3Backend implements ObjectBackend {
@@ -51,10 +91,14 @@ export class S3Backend implements ObjectBackend {
   readonly label: string;
   private client: S3ClientType | undefined;
   private sdk: S3Module | undefined;
+  private loading: Promise<{ client: S3ClientType; sdk: S3Module }> | undefined;
+  /** The bandwidth limit, shared by every upload and download at once. */
+  private readonly bandwidth: Bandwidth | undefined;
 
   constructor(private readonly o: S3BackendOptions) {
     this.url = `s3://${o.bucket}${o.prefix ? `/${o.prefix}` : ''}`;
     this.label = o.endpoint ? `${this.url} at ${o.endpoint}` : this.url;
+    this.bandwidth = o.bandwidthKiBps ? new Bandwidth(o.bandwidthKiBps) : undefined;
   }
 
   private key(name: string): string {
@@ -62,28 +106,37 @@ export class S3Backend implements ObjectBackend {
     return this.o.prefix ? `${this.o.prefix}/${name}` : name;
   }
 
-  private async s3(): Promise<{ client: S3ClientType; sdk: S3Module }> {
-    if (!this.client || !this.sdk) {
-      // The SDK warns on Node 20 about its releases after January 2027; the version in
-      // package-lock.json runs on Node 20, and the warning would land in the CLI's output.
-      process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-      const sdk = await import('@aws-sdk/client-s3');
-      const custom = this.o.endpoint !== undefined;
-      this.client = new sdk.S3Client({
-        region: this.o.region,
-        endpoint: this.o.endpoint,
-        forcePathStyle: custom,
-        credentials: this.o.credentials,
-        // The CRC32 trailers the SDK adds by default since 3.729 (aws-chunked bodies) get 501
-        // from R2, B2 and Swift; AWS itself does not require them.
-        requestChecksumCalculation: 'WHEN_REQUIRED',
-        responseChecksumValidation: 'WHEN_REQUIRED',
-        maxAttempts: 1,
-        requestHandler: { connectionTimeout: Math.min(10_000, this.o.requestTimeoutMs ?? 10_000), requestTimeout: this.o.requestTimeoutMs ?? 120_000, throwOnRequestTimeout: true },
-      });
-      this.sdk = sdk;
-    }
-    return { client: this.client, sdk: this.sdk };
+  private s3(): Promise<{ client: S3ClientType; sdk: S3Module }> {
+    if (this.client && this.sdk) return Promise.resolve({ client: this.client, sdk: this.sdk });
+    this.loading ??= this.load().finally(() => {
+      this.loading = undefined;
+    });
+    return this.loading;
+  }
+
+  private async load(): Promise<{ client: S3ClientType; sdk: S3Module }> {
+    // The SDK warns on Node 20 about its releases after January 2027; the version in
+    // package-lock.json runs on Node 20, and the warning would land in the CLI's output.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+    const sdk = await loadSdk();
+    const custom = this.o.endpoint !== undefined;
+    const client = new sdk.S3Client({
+      region: this.o.region,
+      endpoint: this.o.endpoint,
+      forcePathStyle: custom,
+      credentials: this.o.credentials,
+      // The CRC32 trailers the SDK adds by default since 3.729 (aws-chunked bodies) get 501
+      // from R2, B2 and Swift; AWS itself does not require them.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: 1,
+      // Silent: with none the SDK writes a warning of its own to the console when a streamed upload fails.
+      logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
+      requestHandler: { connectionTimeout: Math.min(10_000, this.o.requestTimeoutMs ?? 10_000), requestTimeout: this.o.requestTimeoutMs ?? 120_000, throwOnRequestTimeout: true },
+    });
+    this.client = client;
+    this.sdk = sdk;
+    return { client, sdk };
   }
 
   /** A BackupError for a failed request, naming the URL, the bucket or the credentials at fault. */
@@ -182,8 +235,7 @@ export class S3Backend implements ObjectBackend {
       const r = await client.send(new sdk.GetObjectCommand({ Bucket: this.o.bucket, Key: this.key(name), Range }), { abortSignal: o.signal });
       const body = r.Body as Readable | undefined;
       if (!body) return Readable.from([]);
-      const limit = this.o.bandwidthKiBps;
-      return limit ? body.pipe(throttled(limit)) : body;
+      return this.bandwidth ? body.pipe(this.bandwidth.stream()) : body;
     } catch (e) {
       if (o.signal?.aborted) throw new BackupError('cancelled', 'cancelled', { cause: e });
       const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
@@ -193,26 +245,51 @@ export class S3Backend implements ObjectBackend {
   }
 
   async put(name: string, body: PutBody, o: PutOptions): Promise<void> {
+    if ('bytes' in body) return this.upload(name, body.bytes.length, () => Readable.from([body.bytes]), o, body.bytes);
+    return this.upload(name, body.size, () => createReadStream(body.file, { highWaterMark: 1 << 20 }), o);
+  }
+
+  putSource(name: string, body: PutSource, o: PutOptions): Promise<void> {
+    return this.upload(name, body.size, () => body.open(), o);
+  }
+
+  /**
+   * One upload: a single PUT up to SINGLE_PUT_MAX, streamed, whose signed payload hash is the
+   * body's SHA-256 (the server refuses the body unless it hashes to it: Swift, AWS and R2 check
+   * `x-amz-content-sha256`), with Content-MD5 too for bodies in memory; larger bodies in a
+   * multipart upload whose parts are each signed with their own hash. Then a HEAD for the
+   * size and the SHA-256 kept in metadata.
+   */
+  private async upload(name: string, size: number, open: () => Readable, o: PutOptions, bytes?: Buffer): Promise<void> {
     const { client, sdk } = await this.s3();
     const Key = this.key(name);
-    const size = 'file' in body ? body.size : body.bytes.length;
-    const limit = this.o.bandwidthKiBps;
     const stream = (): Readable => {
-      const s = 'file' in body ? createReadStream(body.file, { highWaterMark: 1 << 20 }) : Readable.from([body.bytes]);
-      return limit ? s.pipe(throttled(limit)) : s;
+      const s = open();
+      return this.bandwidth ? s.pipe(this.bandwidth.stream()) : s;
     };
-    const Metadata = { [SHA_META]: o.sha256 };
+    const sha256 = o.sha256 || (bytes ? createHash('sha256').update(bytes).digest('hex') : await streamSha256(open()));
+    const Metadata = { [SHA_META]: sha256 };
+    let body: Readable | undefined;
     try {
       if (size <= SINGLE_PUT_MAX) {
-        const bytes = 'file' in body ? await readAll(stream()) : body.bytes;
-        const ContentMD5 = createHash('md5').update(bytes).digest('base64');
-        await client.send(new sdk.PutObjectCommand({ Bucket: this.o.bucket, Key, Body: bytes, ContentLength: bytes.length, ContentMD5, Metadata }), { abortSignal: o.signal });
-        o.onProgress?.(bytes.length);
+        body = bytes && !this.bandwidth ? undefined : stream();
+        const ContentMD5 = bytes ? createHash('md5').update(bytes).digest('base64') : undefined;
+        const put = new sdk.PutObjectCommand({ Bucket: this.o.bucket, Key, Body: body ?? bytes, ContentLength: size, ContentMD5, Metadata });
+        put.middlewareStack.add(
+          (next) => (args) => {
+            (args.request as { headers: Record<string, string> }).headers['x-amz-content-sha256'] = sha256;
+            return next(args);
+          },
+          { step: 'build', name: 'lifeboatPayloadSha256' },
+        );
+        await client.send(put, { abortSignal: o.signal });
+        o.onProgress?.(size);
       } else {
         const { Upload } = await import('@aws-sdk/lib-storage');
+        body = stream();
         const up = new Upload({
           client,
-          params: { Bucket: this.o.bucket, Key, Body: stream(), Metadata },
+          params: { Bucket: this.o.bucket, Key, Body: body, Metadata },
           partSize: PART_SIZE,
           queueSize: 2,
           leavePartsOnError: false,
@@ -229,11 +306,14 @@ export class S3Backend implements ObjectBackend {
     } catch (e) {
       if (o.signal?.aborted) throw new BackupError('cancelled', 'cancelled', { cause: e });
       throw this.fail(e, 'uploading', name);
+    } finally {
+      // A failed request leaves its body unread: close the file (or end the generator) behind it.
+      body?.destroy();
     }
     const h = await this.head(name);
     if (!h) throw transient(new BackupError('io', `${this.url}/${name}: missing right after its upload`));
-    if (h.size !== size || h.sha256 !== o.sha256) {
-      throw transient(new BackupError('io', `${this.url}/${name}: the upload did not arrive intact (size ${h.size}, expected ${size}${h.sha256 !== o.sha256 ? '; SHA-256 differs' : ''})`));
+    if (h.size !== size || h.sha256 !== sha256) {
+      throw transient(new BackupError('io', `${this.url}/${name}: the upload did not arrive intact (size ${h.size}, expected ${size}${h.sha256 !== sha256 ? '; SHA-256 differs' : ''})`));
     }
   }
 
@@ -284,8 +364,8 @@ export class S3Backend implements ObjectBackend {
   }
 }
 
-async function readAll(s: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of s) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
+async function streamSha256(s: Readable): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of s) h.update(c as Buffer);
+  return h.digest('hex');
 }

@@ -3,11 +3,12 @@ import { open as openFile, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import type { SFTPWrapper, Stats } from 'ssh2';
+import type { ServerHostKeyAlgorithm, SFTPWrapper, Stats } from 'ssh2';
 import type SftpClientType from 'ssh2-sftp-client';
 import { BackupError, fsError } from '../../errors';
 import { assertObjectName, type ByteRange, type StoredObject } from '../store';
 import type { ObjectBackend, PutBody, PutOptions } from './objectBackend';
+import { checkHostKey, defaultKnownHostsFiles, hostIdOf, keyTypeNotOffered, linesFor, offeredAlgorithms, readKnownHosts, recordHostKey, type HostKeyPolicy, type HostKeyVerdict, type KnownHostLine } from './knownHosts';
 import { transient } from './retryBackend';
 
 export interface SftpBackendOptions {
@@ -24,8 +25,12 @@ export interface SftpBackendOptions {
   passphrase?: string;
   /** Limit for the TCP connect and for the SSH handshake each, default 20 s. */
   readyTimeoutMs?: number;
-  /** The server's host key as OpenSSH prints it (`SHA256:base64`, the prefix optional); any key is accepted when absent. */
+  /** The server's host key as OpenSSH prints it (`SHA256:base64`, the prefix optional): only that key is accepted, whatever known_hosts says. */
   hostKeySha256?: string;
+  /** Without a pinned key: the known_hosts files and whether a new host is recorded; default OpenSSH's files, strict. */
+  knownHosts?: HostKeyPolicy;
+  /** Upload limit in KiB/s across this backend's uploads (`lifeboat.offsite.bandwidthKiBps`); none when absent or 0. */
+  bandwidthKiBps?: number;
 }
 
 /** SFTP status codes (draft-ietf-secsh-filexfer-02) that ssh2 puts in `err.code`. */
@@ -56,6 +61,37 @@ function call<T = void>(fn: (cb: Callback<T>) => void): Promise<T> {
   });
 }
 
+/**
+ * The bandwidth limit of uploads: a token bucket holding at most one second's worth of
+ * bytes, shared by every upload of one backend. `take(n)` waits until `n` bytes fit; a
+ * chunk larger than the bucket leaves it in debt, so the average rate holds either way.
+ */
+class Pace {
+  private tokens: number;
+  private last = Date.now();
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(private readonly bytesPerSecond: number) {
+    this.tokens = bytesPerSecond;
+  }
+
+  take(n: number): Promise<void> {
+    const turn = this.queue.then(async () => {
+      const now = Date.now();
+      this.tokens = Math.min(this.bytesPerSecond, this.tokens + ((now - this.last) / 1000) * this.bytesPerSecond);
+      this.last = now;
+      this.tokens -= n;
+      if (this.tokens >= 0) return;
+      // Asleep until the debt is paid: the bucket is empty, not refilled by the wait, when it wakes.
+      await new Promise((r) => setTimeout(r, Math.ceil((-this.tokens / this.bytesPerSecond) * 1000)));
+      this.tokens = 0;
+      this.last = Date.now();
+    });
+    this.queue = turn.catch(() => undefined);
+    return turn;
+  }
+}
+
 function statusCode(e: unknown): unknown {
   return (e as { code?: unknown } | undefined)?.code;
 }
@@ -72,6 +108,10 @@ function statusCode(e: unknown): unknown {
  * otherwise stalls on delayed ACKs (a 23 MB upload took 34 to 50 s instead of 0.8 s). A
  * connection found closed when a call starts is opened again; a call that fails midway is
  * not repeated here (`RetryBackend` does that; its errors are marked transient).
+ *
+ * The server's host key is checked as ssh checks it (see `knownHosts.ts`): a pinned
+ * fingerprint, else known_hosts; a refusal is a `HostKeyError`, never retried. Uploads keep
+ * to `bandwidthKiBps` when it is set.
  */
 export class SftpBackend implements ObjectBackend {
   readonly url: string;
@@ -80,6 +120,7 @@ export class SftpBackend implements ObjectBackend {
   private readonly root: string;
   private session: Session | undefined;
   private opening: Promise<Session> | undefined;
+  private readonly pace: Pace | undefined;
 
   constructor(private readonly o: SftpBackendOptions) {
     if (!o.root.startsWith('/')) throw new BackupError('badConfig', `SFTP folder must be an absolute path: ${JSON.stringify(o.root)}`);
@@ -89,6 +130,7 @@ export class SftpBackend implements ObjectBackend {
     const host = o.host.includes(':') ? `[${o.host}]` : o.host;
     this.url = `sftp://${encodeURIComponent(o.username)}@${host}:${this.port}${this.root}`;
     this.label = this.url;
+    if (o.bandwidthKiBps && o.bandwidthKiBps > 0) this.pace = new Pace(o.bandwidthKiBps * 1024);
   }
 
   private get where(): string {
@@ -155,6 +197,22 @@ export class SftpBackend implements ObjectBackend {
     client.on('error', (e: Error) => (lastError = e));
     let hostKey: string | undefined;
     const expected = this.o.hostKeySha256?.replace(/^SHA256:/i, '').replace(/=+$/, '');
+    // Read before connecting: the verifier answers synchronously, and only the key types
+    // recorded for this host are offered (as OpenSSH orders them), so that a server with
+    // several keys shows the one known_hosts has, not another that would read as a change.
+    const policy: HostKeyPolicy = this.o.knownHosts ?? { files: defaultKnownHostsFiles() };
+    let known: KnownHostLine[] = [];
+    if (!expected) {
+      try {
+        known = await readKnownHosts(policy.files);
+      } catch (e) {
+        sock.destroy();
+        throw e;
+      }
+    }
+    const serverHostKey = expected ? undefined : offeredAlgorithms(linesFor(known, hostIdOf(this.o.host, this.port)));
+    let verdict: HostKeyVerdict | undefined;
+    let offered: Buffer | undefined;
     try {
       session.sftp = await client.connect({
         sock,
@@ -168,19 +226,35 @@ export class SftpBackend implements ObjectBackend {
         // Finds a connection that died without a FIN within ~1 min, failing what waits on it.
         keepaliveInterval: 15_000,
         keepaliveCountMax: 4,
-        hostVerifier: expected
-          ? (key: Buffer): boolean => {
-              hostKey = createHash('sha256').update(key).digest('base64').replace(/=+$/, '');
-              return hostKey === expected;
-            }
-          : undefined,
+        algorithms: serverHostKey ? { serverHostKey: serverHostKey as ServerHostKeyAlgorithm[] } : undefined,
+        hostVerifier: (key: Buffer): boolean => {
+          hostKey = createHash('sha256').update(key).digest('base64').replace(/=+$/, '');
+          if (expected) return hostKey === expected;
+          offered = Buffer.from(key);
+          verdict = checkHostKey(this.url, this.o.host, this.port, offered, known, policy);
+          return verdict.ok;
+        },
       });
     } catch (e) {
       sock.destroy();
       void client.end().catch(() => undefined);
+      if (verdict && !verdict.ok) throw verdict.error;
+      if (!verdict && serverHostKey && /no matching host key/i.test((lastError ?? (e as Error))?.message ?? '')) {
+        throw keyTypeNotOffered(this.url, this.o.host, this.port, known, policy);
+      }
       throw this.connectError(lastError ?? e, e, hostKey, expected);
     }
     session.client = client;
+    if (verdict && 'added' in verdict && offered) {
+      // accept-new: recorded only once the server has also let us in, so a failed login leaves nothing behind.
+      try {
+        await recordHostKey(verdict.added, { hostId: hostIdOf(this.o.host, this.port), keyType: verdict.keyType, key: offered.toString('base64') });
+      } catch (e) {
+        await client.end().catch(() => undefined);
+        sock.destroy();
+        throw e;
+      }
+    }
     return session;
   }
 
@@ -379,7 +453,11 @@ export class SftpBackend implements ObjectBackend {
         handle = await step(call<Buffer>((cb) => sftp.open(temp, 'w', cb)));
       }
       const h = handle;
-      const write = (buf: Buffer, len: number, at: number): Promise<void> => step(call<void>((cb) => sftp.write(h, buf, 0, len, at, (err) => cb(err, undefined))));
+      const pace = this.pace;
+      const write = async (buf: Buffer, len: number, at: number): Promise<void> => {
+        if (pace) await step(pace.take(len));
+        await step(call<void>((cb) => sftp.write(h, buf, 0, len, at, (err) => cb(err, undefined))));
+      };
       let sent = 0;
       if ('bytes' in body) {
         while (sent < size) {
