@@ -148,7 +148,7 @@ WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 15000) IN
       assert.equal(backupIds(dir).length, 1);
       assert.equal(snapshotIds(dir).length, 1);
       assert.equal(c.lines.filter((l) => /-scheduled\.json \(/.test(l)).length, 1, c.lines.join('\n'));
-      assert.match(c.lines.find((l) => /restore test/.test(l)) ?? '', /ok +restore test of \S+\/snapshots\/\S+-scheduled\.json passed$/);
+      assert.match(c.lines.find((l) => /restore test/.test(l)) ?? '', /ok +restore test of \S+\/snapshots\/\S+-scheduled\.json passed \(local copy\)$/);
       assert.match(c.stderr(), /scheduling .*app\.db into .*backups, cron 0 0 1 1 \*/);
     } finally {
       t.cleanup();
