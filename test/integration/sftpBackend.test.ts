@@ -229,7 +229,7 @@ describe('SftpBackend against rclone serve sftp', () => {
     });
   });
 
-  test('bandwidthKiBps limits uploads: 2 MiB at 512 KiB/s takes at least ~3 s, several times the unlimited time', async () => {
+  test('bandwidthKiBps limits uploads: 2 MiB at 512 KiB/s takes at least ~3 s, and no more than the limit goes in any stretch', async () => {
     const data = randomBytes(2 << 20);
     const free = backend();
     await free.connect({ create: true });
@@ -244,9 +244,8 @@ describe('SftpBackend against rclone serve sftp', () => {
     const slowMs = performance.now() - t1;
     assert.equal(sha256(readFileSync(onDisk('packs/slow.bin'))), sha256(data), 'the limited upload arrives intact');
     // One second's worth may go at once; the other 1.5 MiB take 3 s at 512 KiB/s.
-    assert.ok(slowMs >= 2700, `2 MiB at 512 KiB/s took only ${Math.round(slowMs)} ms`);
-    assert.ok(slowMs < 15_000, `2 MiB at 512 KiB/s took ${Math.round(slowMs)} ms`);
-    assert.ok(slowMs > 3 * freeMs, `limited ${Math.round(slowMs)} ms vs unlimited ${Math.round(freeMs)} ms`);
+    // Only lower bounds: a loaded machine makes any upload slower, never faster than the limit.
+    assert.ok(slowMs >= 2700, `2 MiB at 512 KiB/s took only ${Math.round(slowMs)} ms (unlimited: ${Math.round(freeMs)} ms)`);
     // The rate holds throughout, not only on average: by 2 s at most ~1.5 MiB (1 s burst + 1 s) went.
     const at2s = seen.filter(([ms]) => ms <= 2000).pop()?.[1] ?? 0;
     assert.ok(at2s <= 1.6 * (1 << 20), `${at2s} bytes sent within 2 s`);
