@@ -18,8 +18,9 @@ import { tiersOf } from '../core/retention/plan';
 import { loadSettings, type CliSettings } from './settings';
 import { stderrLogger } from './logger';
 import { cmdSchedule } from './schedule';
-import { cliRemote, closeRemotes, remoteBackup } from './offsite';
+import { cliRemote, cliRemoteSettings, closeRemotes, remoteBackup } from './offsite';
 import { exportAge } from '../core/offsite/ageExport';
+import { runPushJob } from '../core/offsite/pushJob';
 import { describeRestoreCheck } from '../core/restore/restore';
 import type { BackupRef } from '../core/engine';
 
@@ -581,13 +582,25 @@ async function cmdPush(argv: string[], engine: Engine): Promise<number> {
   const cfg = db ? loadSettings(path.dirname(db), db) : dirSettings(opts);
   const dir = resolveDir(opts, cfg, db);
   if (!(await fs.stat(dir).then((st) => st.isDirectory(), () => false))) throw new BackupError('notFound', `${dir}: no such backup directory (--dir)`, { path: dir });
-  const remote = cliRemote(engine, typeof opts.to === 'string' ? opts.to : undefined, '--to', cfg.settings, {
-    encrypt: opts['no-encrypt'] ? false : undefined,
-    endpoint: typeof opts.endpoint === 'string' ? opts.endpoint : undefined,
-  });
+  const to = typeof opts.to === 'string' ? opts.to : undefined;
+  const ro = { encrypt: opts['no-encrypt'] ? false : undefined, endpoint: typeof opts.endpoint === 'string' ? opts.endpoint : undefined };
+  // Built here only to check the URL and name the remote; the copy runs in a worker thread.
+  const remote = cliRemote(engine, to, '--to', cfg.settings, ro);
+  const { remote: rs, scryptLogN } = cliRemoteSettings(to, '--to', cfg.settings, ro);
   const progress = !opts.json && process.stderr.isTTY ? (p: { phase: string; done: number; total: number }) => process.stderr.write(`\r${p.phase} (${p.done}/${p.total})\x1b[K`) : undefined;
+  // Ctrl-C stops the copy cleanly (unfinished uploads aborted, the remote's lock released); a second one ends the process.
+  const stop = new AbortController();
+  const onInt = (): void => {
+    if (stop.signal.aborted) process.exit(130);
+    process.stderr.write('\nlifeboat: stopping the copy (Ctrl-C again to quit now)\n');
+    stop.abort();
+  };
+  process.on('SIGINT', onInt);
   try {
-    const res = await engine.push(dir, remote, cfg.settings, { db, onProgress: progress, retention: { ...cfg.settings.retention, ...cfg.settings.offsite.retention } });
+    const res = await runPushJob(
+      { dir, remote: rs, secrets: { from: 'env' }, settings: cfg.settings, db, scryptLogN, key: await remote.prepareKey(true), retention: { ...cfg.settings.retention, ...cfg.settings.offsite.retention } },
+      { onProgress: progress, signal: stop.signal },
+    );
     if (progress) process.stderr.write('\r\x1b[K');
     if (opts.json) json({ ...res, rotation: res.rotation ? { kept: res.rotation.keep.length, removed: res.rotation.remove.map((r) => r.id), refused: res.rotation.refused ?? null } : null });
     else {
@@ -599,6 +612,7 @@ async function cmdPush(argv: string[], engine: Engine): Promise<number> {
     if (res.rotationError) process.stderr.write(`lifeboat: rotation of ${remote.label} failed: ${res.rotationError}\n`);
     return res.failed.length ? EXIT.failed : EXIT.ok;
   } finally {
+    process.off('SIGINT', onInt);
     await remote.close();
   }
 }

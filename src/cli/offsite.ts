@@ -1,10 +1,9 @@
-import { exec } from 'node:child_process';
 import path from 'node:path';
 import type { Settings } from '../core/config';
 import type { Engine } from '../core/engine';
 import { BackupError } from '../core/errors';
 import { isVerified, type BackupRecord } from '../core/model';
-import { secretsFromEnv, type RemoteSettings } from '../core/store/remote/openRemote';
+import { runPasswordCommand, secretsFromEnv, type RemoteSettings } from '../core/store/remote/openRemote';
 import type { RemoteStore } from '../core/store/remote/remoteStore';
 
 function positiveInt(v: string | undefined): number | undefined {
@@ -20,15 +19,6 @@ export async function closeRemotes(): Promise<void> {
   opened.clear();
 }
 
-/** Runs LIFEBOAT_PASSWORD_COMMAND through the shell; its standard output is the passphrase. */
-function runCommand(cmd: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    exec(cmd, { timeout: 60_000, maxBuffer: 1 << 16 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${cmd}: ${stderr.trim() || err.message}`));
-      else resolve(stdout);
-    });
-  });
-}
 
 /**
  * The remote a command names: `url` from --to/--from, else the setting lifeboat.offsite.url;
@@ -36,6 +26,14 @@ function runCommand(cmd: string): Promise<string> {
  * BackupError 'badConfig' naming the flag or setting when there is none.
  */
 export function cliRemote(engine: Engine, url: string | undefined, flag: string, settings: Settings, o: { encrypt?: boolean; endpoint?: string } = {}): RemoteStore {
+  const { remote: rs, scryptLogN } = cliRemoteSettings(url, flag, settings, o);
+  const remote = engine.remote(rs, secretsFromEnv(process.env, runPasswordCommand), { scryptLogN });
+  opened.add(remote);
+  return remote;
+}
+
+/** What `cliRemote` opens, as data (for a copy run in a worker, which reads the secrets from the same environment). */
+export function cliRemoteSettings(url: string | undefined, flag: string, settings: Settings, o: { encrypt?: boolean; endpoint?: string } = {}): { remote: RemoteSettings; scryptLogN?: number } {
   const env = process.env;
   const u = url || settings.offsite.url;
   if (!u) throw new BackupError('badConfig', `${flag}: no off-site URL given, and the setting lifeboat.offsite.url is empty`);
@@ -49,9 +47,7 @@ export function cliRemote(engine: Engine, url: string | undefined, flag: string,
     timeoutMs: positiveInt(env.LIFEBOAT_OFFSITE_TIMEOUT_MS),
   };
   const scrypt = Number(env.LIFEBOAT_SCRYPT_LOG_N);
-  const remote = engine.remote(rs, secretsFromEnv(env, runCommand), { scryptLogN: Number.isInteger(scrypt) && scrypt >= 10 && scrypt <= 22 ? scrypt : undefined });
-  opened.add(remote);
-  return remote;
+  return { remote: rs, scryptLogN: Number.isInteger(scrypt) && scrypt >= 10 && scrypt <= 22 ? scrypt : undefined };
 }
 
 /**

@@ -23,7 +23,7 @@ import { KeyedQueue } from './schedule/queue';
 import { readSourceState } from './sqliteFile';
 import { LocalDirStore } from './store/localDirStore';
 import { openRemote, type RemoteSecrets, type RemoteSettings } from './store/remote/openRemote';
-import type { RemoteStore } from './store/remote/remoteStore';
+import type { PreparedKey, RemoteStore } from './store/remote/remoteStore';
 import type { BackupStore } from './store/store';
 import { pushBackups, type PushOptions, type PushResult } from './offsite/push';
 import { restoreTest, verifyBackup, type VerifyResult } from './verify/backupCheck';
@@ -293,8 +293,8 @@ export class Engine {
    * An off-site store (S3, SFTP, a folder) from its settings and the secrets the front end
    * resolved. Nothing is contacted until it is used.
    */
-  remote(settings: RemoteSettings, secrets: RemoteSecrets, o: { scryptLogN?: number } = {}): RemoteStore {
-    return openRemote(settings, secrets, { clock: this.clock, scryptLogN: o.scryptLogN });
+  remote(settings: RemoteSettings, secrets: RemoteSecrets, o: { scryptLogN?: number; prepared?: PreparedKey } = {}): RemoteStore {
+    return openRemote(settings, secrets, { clock: this.clock, scryptLogN: o.scryptLogN, prepared: o.prepared });
   }
 
   /**

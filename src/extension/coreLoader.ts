@@ -5,13 +5,14 @@ import type { Logger } from '../core/context';
  * activation stays cheap (the bundle's core modules are only evaluated here).
  */
 export async function loadCore() {
-  const [engine, plan, stats, backupLog, catalog, fsutil] = await Promise.all([
+  const [engine, plan, stats, backupLog, catalog, fsutil, pushJob] = await Promise.all([
     import('../core/engine.js'),
     import('../core/retention/plan.js'),
     import('../core/stats.js'),
     import('../core/catalog/backupLog.js'),
     import('../core/catalog/catalog.js'),
     import('../core/fsutil.js'),
+    import('../core/offsite/pushJob.js'),
   ]);
   return {
     Engine: engine.Engine,
@@ -21,6 +22,8 @@ export async function loadCore() {
     formatLogEntry: backupLog.formatLogEntry,
     Catalog: catalog.Catalog,
     canonicalPath: fsutil.canonicalPath,
+    runPushJob: pushJob.runPushJob,
+    secretsOfValues: pushJob.secretsOfValues,
   };
 }
 

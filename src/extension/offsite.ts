@@ -6,7 +6,8 @@ import { BackupError } from '../core/errors';
 import { isVerified, type BackupRecord } from '../core/model';
 import type { PushResult } from '../core/offsite/push';
 import { defaultKnownHostsFiles, hostKeyFactsOf, recordHostKey, type HostKeyPolicy } from '../core/store/remote/knownHosts';
-import type { RemoteSecrets, RemoteSettings } from '../core/store/remote/openRemote';
+import type { RemoteSettings } from '../core/store/remote/openRemote';
+import type { PushJob, PushSecrets } from '../core/offsite/pushJob';
 import type { RemoteStore } from '../core/store/remote/remoteStore';
 import type { BackupsModel } from './backupsModel';
 import { COMMANDS } from './commandIds';
@@ -112,6 +113,8 @@ export class OffsiteHost implements vscode.Disposable {
   /** Fires when a copy, a verification or the credentials changed something shown. */
   readonly onDidChange = this.changed.event;
   private disposed = false;
+  /** Aborted at dispose: copies still running stop cleanly (their uploads aborted, the remote's lock released). */
+  private readonly stopAll = new AbortController();
 
   constructor(
     /** VS Code's SecretStorage (replaceable for tests: one that fails as on Linux without a keyring). */
@@ -263,6 +266,22 @@ export class OffsiteHost implements vscode.Disposable {
 
   /** A remote for `state`'s settings and stored credentials. BackupError 'badConfig' when there is no URL or no credentials. */
   async remoteOf(state: FolderState): Promise<RemoteStore> {
+    const { remote, secrets } = await this.remoteSpec(state);
+    const { core, engine } = await this.core.get();
+    return engine.remote(remote, core.secretsOfValues(secrets));
+  }
+
+  /** What a copy of `state`'s backups runs with, as data for its worker. */
+  private async pushJobOf(state: FolderState, db: string | undefined): Promise<PushJob> {
+    const { remote, secrets } = await this.remoteSpec(state);
+    const { core, engine } = await this.core.get();
+    // The passphrase's key is derived here, on libuv's pool, before the worker starts (pushJob.ts).
+    const key = await engine.remote(remote, core.secretsOfValues(secrets)).prepareKey(true);
+    return { dir: state.dir, remote, secrets, settings: state.settings, db, key, retention: { ...state.settings.retention, ...state.settings.offsite.retention } };
+  }
+
+  /** The remote's settings and secrets (as values) for `state`. BackupError 'badConfig' when there is no URL or no credentials. */
+  private async remoteSpec(state: FolderState): Promise<{ remote: RemoteSettings; secrets: Extract<PushSecrets, { from: 'values' }> }> {
     const s = state.settings.offsite;
     if (!s.url) throw new BackupError('badConfig', 'lifeboat.offsite.url is empty: set it to s3://bucket/prefix, sftp://user@host/path or file:///folder');
     const { creds, place } = await this.credentials(s.url);
@@ -270,18 +289,15 @@ export class OffsiteHost implements vscode.Disposable {
       throw new BackupError('badConfig', `${s.url}: no off-site credentials${s.encrypt ? ' or passphrase' : ''}; run "Lifeboat: ${COMMANDS.setOffsiteCredentials.title}"`);
     }
     const source = `Lifeboat's off-site credentials (${place === 'session' ? 'this session' : 'OS keychain'})`;
-    const secrets: RemoteSecrets = {};
+    const secrets: Extract<PushSecrets, { from: 'values' }> = { from: 'values' };
     if (creds?.s3) secrets.s3 = { credentials: { ...creds.s3 }, source };
     if (s.url.startsWith('sftp:')) {
       // No password: the user's key in ~/.ssh, as the CLI finds it.
       const key = creds?.sftpPassword ? undefined : ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((k) => path.join(os.homedir(), '.ssh', k)).find((k) => existsSync(k));
       secrets.sftp = { password: creds?.sftpPassword, privateKeyFile: key, source, knownHosts: this.hostKeyPolicy() };
     }
-    if (creds?.passphrase) {
-      const p = creds.passphrase;
-      secrets.passphrase = { source, get: async () => p };
-    }
-    const rs: RemoteSettings = {
+    if (creds?.passphrase) secrets.passphrase = { value: creds.passphrase, source };
+    const remote: RemoteSettings = {
       url: s.url,
       urlSource: 'lifeboat.offsite.url',
       endpoint: s.endpoint || undefined,
@@ -289,8 +305,7 @@ export class OffsiteHost implements vscode.Disposable {
       bandwidthKiBps: s.bandwidthKiBps || undefined,
       encrypt: s.encrypt,
     };
-    const { engine } = await this.core.get();
-    return engine.remote(rs, secrets);
+    return { remote, secrets };
   }
 
   /** True when `state` has an off-site URL and credentials for it (or needs none: an unencrypted folder). */
@@ -326,14 +341,14 @@ export class OffsiteHost implements vscode.Disposable {
     if (this.disposed) return undefined;
     const url = state.settings.offsite.url;
     const retry = () => void this.push(state, { ...o, interactive: true });
-    let remote: RemoteStore | undefined;
     try {
-      remote = await this.remoteOf(state);
-      const { engine } = await this.core.get();
-      const r = remote;
+      const job = await this.pushJobOf(state, o.db);
+      const { core } = await this.core.get();
       const title = `Lifeboat: copying backups off-site to ${url}`;
+      // In a worker thread: the off-site libraries, the sealing and hashing of every byte sent
+      // and their garbage never touch the extension host's thread (pushJob.ts).
       const work = (signal: AbortSignal | undefined, onProgress: (p: { phase: string; done: number; total: number }) => void) =>
-        engine.push(state.dir, r, state.settings, { db: o.db, signal, onProgress, retention: { ...state.settings.retention, ...state.settings.offsite.retention } });
+        core.runPushJob(job, { signal: signal ? AbortSignal.any([signal, this.stopAll.signal]) : this.stopAll.signal, onProgress });
       const verdict = (x: PushResult) => ({ ok: !x.failed.length, message: `copied ${x.copied.length} backup(s), ${formatSize(x.bytes)}; ${x.present} already there` });
       const res = o.interactive ? await this.ops.withProgress(title, work, verdict) : await this.ops.tracked(title, undefined, work, verdict);
       this.model.invalidate(state.dir);
@@ -365,14 +380,12 @@ export class OffsiteHost implements vscode.Disposable {
       this.ops.failure(msg, retry);
       this.changed.fire();
       return undefined;
-    } finally {
-      await remote?.close().catch(() => undefined);
     }
   }
 
   /**
    * "Copy Off-site Now": every folder with a remote (asking for credentials first where there
-   * are none), each with progress and Cancel. The engine's work is async I/O: the extension
+   * are none), each with progress and Cancel. Each copy runs in a worker thread (pushJob.ts): the extension
    * host keeps running meanwhile. Resolves the results (undefined: failed or cancelled, shown).
    */
   async copyNowCommand(): Promise<(PushResult | undefined)[]> {
@@ -569,6 +582,7 @@ export class OffsiteHost implements vscode.Disposable {
 
   dispose(): void {
     this.disposed = true;
+    this.stopAll.abort();
     this.restoreSource.dispose();
     this.changed.dispose();
   }

@@ -6,7 +6,10 @@ import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { Catalog } from '../../src/core/catalog/catalog';
 import { systemClock } from '../../src/core/context';
+import { DEFAULT_SETTINGS } from '../../src/core/config';
+import { BackupError } from '../../src/core/errors';
 import { pushBackups } from '../../src/core/offsite/push';
+import { runPushJob, type PushJob } from '../../src/core/offsite/pushJob';
 import { FolderBackend } from '../../src/core/store/remote/folderBackend';
 import type { ObjectBackend } from '../../src/core/store/remote/objectBackend';
 import { RemoteStore } from '../../src/core/store/remote/remoteStore';
@@ -123,6 +126,53 @@ describe('off-site uploads to S3 (OpenStack Swift with s3api on loopback)', () =
     assert.equal(await b.recordedSha256('x.bin'), sha);
     assert.ok((await raw('refused/x.bin')).equals(body));
     await b.close();
+  });
+
+  test('a copy runs in a worker thread (as VS Code and the CLI run it): errors keep their reason, a cancel stops it with no backup listed, a rerun completes it', async () => {
+    const { backups, id } = await manyPacks(path.join(t.dir, 'worker'), 4);
+    const url = 's3://uploads/worker';
+    const job = (passphrase: string, bandwidthKiBps?: number): PushJob => ({
+      dir: backups,
+      remote: { url, urlSource: 'the test', endpoint: server!.endpoint, region: server!.region, encrypt: true, bandwidthKiBps },
+      secrets: { from: 'values', s3: { credentials: { accessKeyId: server!.accessKeyId, secretAccessKey: server!.secretAccessKey }, source: 'the test' }, passphrase: { value: passphrase, source: 'the test' } },
+      settings: DEFAULT_SETTINGS,
+      scryptLogN: 10,
+    });
+    const listed = async (): Promise<string[]> => {
+      const b = backend('worker');
+      try {
+        return (await b.list('')).map((o) => o.name).sort();
+      } finally {
+        await b.close();
+      }
+    };
+
+    // Cancelled at its first progress, while its packs upload at 64 KiB/s: rejected as
+    // cancelled once the worker has stopped, and no backup is on the remote.
+    const stop = new AbortController();
+    const phases: string[] = [];
+    await assert.rejects(
+      runPushJob(job('correct horse', 64), {
+        signal: stop.signal,
+        onProgress: (p) => {
+          phases.push(p.phase);
+          stop.abort();
+        },
+      }),
+      (e: unknown) => BackupError.is(e, 'cancelled'),
+    );
+    assert.ok(phases.length > 0, 'progress came through from the worker');
+    const after = await listed();
+    assert.ok(after.includes('.lifeboat/remote.json'), 'the remote was created before the cancel');
+    assert.deepEqual(after.filter((n) => n.startsWith('snapshots/')), [], 'no backup listed after a cancelled copy');
+
+    // A wrong passphrase: the worker's BackupError, same reason and message.
+    await assert.rejects(runPushJob(job('wrong')), (e: unknown) => BackupError.is(e, 'badConfig') && /^s3:\/\/uploads\/worker: wrong passphrase \(from the test\)/.test((e as Error).message));
+
+    const res = await runPushJob(job('correct horse'));
+    assert.deepEqual(res.failed, []);
+    assert.deepEqual(res.copied.map((c) => c.id), [id]);
+    assert.ok((await listed()).includes(`snapshots/${id}.json`));
   });
 
   test('an encrypted push sends packs several at once, each object holding the SHA-256 of its bytes', async () => {

@@ -21,12 +21,19 @@ async function seal(recipient: string, plain: Buffer): Promise<Buffer> {
   return Buffer.concat(out);
 }
 
-async function open(identity: string, sealed: Buffer): Promise<Buffer> {
+/** Opens `sealed`, its payload fed in pieces of the sizes `cut` gives (whole by default), as a socket would. */
+async function open(identity: string, sealed: Buffer, cut: () => number = () => Infinity, payloadSize?: number): Promise<Buffer> {
   const { key, dataStart } = await openAgeFile(identity, sealed.subarray(0, 1024));
   const out: Buffer[] = [];
-  const s = openingStream(key, sealed.length - dataStart);
+  const s = openingStream(key, payloadSize ?? sealed.length - dataStart);
   s.on('data', (c: Buffer) => out.push(c));
-  await pipeline(Readable.from([sealed.subarray(dataStart)]), s);
+  const pieces: Buffer[] = [];
+  for (let at = dataStart; at < sealed.length; ) {
+    const n = Math.min(sealed.length - at, cut());
+    pieces.push(sealed.subarray(at, at + n));
+    at += n;
+  }
+  await pipeline(Readable.from(pieces), s);
   return Buffer.concat(out);
 }
 
@@ -65,6 +72,26 @@ describe('age payloads sealed with the native cipher are age files', () => {
     const r = spawnSync('age', ['-d', '-i', key, '-o', path.join(t.dir, 'x'), file], { encoding: 'utf8' });
     assert.equal(r.status, 0, `age -d (Debian's age package, installed by scripts/servers/setup.sh): ${r.stderr}`);
     assert.ok(readFileSync(path.join(t.dir, 'x')).equals(plain));
+  });
+
+  test('a payload opens the same however it is split on the way (pieces straddling chunks, small pieces)', async () => {
+    const age = await loadAge();
+    const identity = await age.generateX25519Identity();
+    const plain = randomBytes(400_000);
+    const sealed = await seal(await age.identityToRecipient(identity), plain);
+    let seed = 7;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const cuts: Array<[string, () => number]> = [
+      ['random pieces up to 100 KB', () => 1 + Math.floor(rnd() * 100_000)],
+      ['pieces of 65,551 bytes (one short of a sealed chunk)', () => 65_551],
+      ['pieces of 65,553 bytes (one over)', () => 65_553],
+      ['pieces of 1,000 bytes', () => 1_000],
+    ];
+    for (const [what, cut] of cuts) assert.ok((await open(identity, sealed, cut)).equals(plain), what);
+    // One byte too many or too few in the stream, split anywhere: refused.
+    const sealedPayload = sealed.length - (await openAgeFile(identity, sealed.subarray(0, 1024))).dataStart;
+    await assert.rejects(open(identity, Buffer.concat([sealed, Buffer.from([0])]), () => 40_000, sealedPayload), /authentication/);
+    await assert.rejects(open(identity, sealed.subarray(0, sealed.length - 1), () => 40_000, sealedPayload), /authentication/);
   });
 
   test('an altered chunk, a dropped last chunk and a wrong key are refused', async () => {

@@ -149,7 +149,8 @@ export class LocalDirStore implements BackupStore {
       const size = (await fh.stat()).size;
       const offset = Math.min(range.offset ?? 0, size);
       const length = Math.min(range.length ?? size - offset, size - offset);
-      const buf = Buffer.alloc(length);
+      // Unfilled bytes are never returned (a short read returns only what was read).
+      const buf = Buffer.allocUnsafe(length);
       let done = 0;
       while (done < length) {
         const { bytesRead } = await fh.read(buf, done, length - done, offset + done);

@@ -19,6 +19,38 @@ function deriveKey(passphrase: string, salt: Buffer, logN: number): Promise<Buff
   });
 }
 
+/**
+ * A key derived ahead of its use, for one salt and work factor: RemoteStore derives it before
+ * the backend connects (see RemoteStore.deriveAhead); a stanza with this salt and work
+ * factor takes it instead of deriving again.
+ */
+export interface DerivedKey {
+  salt: Buffer;
+  logN: number;
+  key: Promise<Buffer>;
+  /**
+   * A new random salt, never in any stanza yet: only such a key may wrap a new file key
+   * (the stanza's cipher has a fixed nonce, so a salt, and so a key, wraps one file key).
+   */
+  fresh: boolean;
+}
+
+/** Starts deriving the key for `salt` (a stanza's), or for a new random salt. */
+export function deriveAhead(passphrase: string, logN: number, salt?: Buffer): DerivedKey {
+  const s = salt ?? randomBytes(16);
+  const key = deriveKey(passphrase, s, logN);
+  key.catch(() => undefined); // awaited (and its error seen) where it is used
+  return { salt: s, logN, key, fresh: !salt };
+}
+
+/** The salt and work factor of an age file's passphrase stanza (`-> scrypt <salt> <logN>`), if its header has one. */
+export function scryptStanza(file: Buffer): { salt: Buffer; logN: number } | undefined {
+  const m = /^-> scrypt ([A-Za-z0-9+/]{22}) ([1-9][0-9]?)$/m.exec(file.subarray(0, 512).toString('latin1'));
+  return m ? { salt: Buffer.from(m[1]!, 'base64'), logN: Number(m[2]) } : undefined;
+}
+
+const matches = (d: DerivedKey | undefined, salt: Buffer, logN: number): d is DerivedKey => !!d && d.logN === logN && d.salt.equals(salt);
+
 function b64(b: Buffer): string {
   return b.toString('base64').replace(/=+$/, '');
 }
@@ -27,12 +59,16 @@ export class NodeScryptRecipient implements Recipient {
   constructor(
     private readonly passphrase: string,
     private readonly logN: number,
+    /** A key derived ahead for a fresh salt: used once, for this one stanza, instead of deriving again. */
+    private ahead?: DerivedKey,
   ) {}
 
   async wrapFileKey(fileKey: Uint8Array): Promise<Stanza[]> {
     const age = await loadAge();
-    const salt = randomBytes(16);
-    const key = await deriveKey(this.passphrase, salt, this.logN);
+    const own = this.ahead?.fresh && this.ahead.logN === this.logN ? this.ahead : undefined;
+    this.ahead = undefined;
+    const salt = own?.salt ?? randomBytes(16);
+    const key = own ? await own.key : await deriveKey(this.passphrase, salt, this.logN);
     const c = createCipheriv('chacha20-poly1305', key, NONCE, { authTagLength: 16 });
     const body = Buffer.concat([c.update(fileKey), c.final(), c.getAuthTag()]);
     return [new age.Stanza(['scrypt', b64(salt), String(this.logN)], body)];
@@ -40,7 +76,11 @@ export class NodeScryptRecipient implements Recipient {
 }
 
 export class NodeScryptIdentity implements Identity {
-  constructor(private readonly passphrase: string) {}
+  constructor(
+    private readonly passphrase: string,
+    /** Used when the stanza has its salt and work factor. */
+    private readonly ahead?: DerivedKey,
+  ) {}
 
   async unwrapFileKey(stanzas: Stanza[]): Promise<Uint8Array | null> {
     for (const s of stanzas) {
@@ -52,7 +92,7 @@ export class NodeScryptIdentity implements Identity {
       if (salt.length !== 16) throw new Error('invalid scrypt stanza');
       if (logN > 20) throw new Error('scrypt work factor is too high');
       if (s.body.length !== 32) throw new Error('invalid scrypt stanza');
-      const key = await deriveKey(this.passphrase, salt, logN);
+      const key = matches(this.ahead, salt, logN) ? await this.ahead.key : await deriveKey(this.passphrase, salt, logN);
       const d = createDecipheriv('chacha20-poly1305', key, NONCE, { authTagLength: 16 });
       d.setAuthTag(Buffer.from(s.body.subarray(16)));
       try {

@@ -191,17 +191,44 @@ async function* sealedPayload(key: Buffer, size: number, read: (at: number, leng
 /** Decrypts a payload stream (everything after the header and nonce) of `sealed` bytes in all. */
 export function openingStream(key: Buffer, sealed: number, firstIndex = 0): Transform {
   const chunks = Math.max(1, Math.ceil(sealed / CIPHER_CHUNK));
-  let pending: Buffer = Buffer.alloc(0);
+  // What has arrived and is not opened yet, as it came: a sealed chunk is copied out only
+  // when it straddles two of the pieces a socket delivers (never the whole backlog again).
+  const parts: Buffer[] = [];
+  let have = 0;
+  const take = (n: number): Buffer => {
+    const first = parts[0]!;
+    if (first.length >= n) {
+      const out = first.subarray(0, n);
+      if (first.length === n) parts.shift();
+      else parts[0] = first.subarray(n);
+      have -= n;
+      return out;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let at = 0;
+    while (at < n) {
+      const p = parts[0]!;
+      const k = Math.min(p.length, n - at);
+      p.copy(out, at, 0, k);
+      at += k;
+      if (k === p.length) parts.shift();
+      else parts[0] = p.subarray(k);
+    }
+    have -= n;
+    return out;
+  };
   let index = firstIndex;
   const secret = createSecretKey(key);
   return new Transform({
     transform(chunk: Buffer, _enc, done) {
-      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      if (chunk.length) {
+        parts.push(chunk);
+        have += chunk.length;
+      }
       try {
-        while (pending.length >= CIPHER_CHUNK && index < chunks - 1) {
-          this.push(openChunk(secret, index, false, pending.subarray(0, CIPHER_CHUNK)));
+        while (have >= CIPHER_CHUNK && index < chunks - 1) {
+          this.push(openChunk(secret, index, false, take(CIPHER_CHUNK)));
           index++;
-          pending = pending.subarray(CIPHER_CHUNK);
         }
         done();
       } catch (e) {
@@ -211,7 +238,7 @@ export function openingStream(key: Buffer, sealed: number, firstIndex = 0): Tran
     flush(done) {
       try {
         if (index !== chunks - 1) throw new Error(`truncated: ${index + 1} of ${chunks} chunks`);
-        const plain = openChunk(secret, index, true, pending);
+        const plain = openChunk(secret, index, true, have ? take(have) : Buffer.alloc(0));
         if (index > 0 && plain.length === 0) throw new Error('the final chunk is empty');
         this.push(plain);
         done();

@@ -1,3 +1,4 @@
+import { exec } from 'node:child_process';
 import { promises as fs, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,7 +8,7 @@ import { BackupError } from '../../errors';
 import { FolderBackend } from './folderBackend';
 import { defaultKnownHostsFiles, type HostKeyPolicy } from './knownHosts';
 import type { ObjectBackend } from './objectBackend';
-import { RemoteStore, type Passphrase } from './remoteStore';
+import { RemoteStore, type Passphrase, type PreparedKey } from './remoteStore';
 import type { RetryOptions } from './retryBackend';
 import { S3Backend, type S3Credentials } from './s3Backend';
 import { SftpBackend } from './sftpBackend';
@@ -117,8 +118,18 @@ export function remoteBackend(s: RemoteSettings, secrets: RemoteSecrets): Object
   }
 }
 
-export function openRemote(s: RemoteSettings, secrets: RemoteSecrets, o: { clock?: Clock; retry?: RetryOptions; scryptLogN?: number } = {}): RemoteStore {
-  return new RemoteStore(remoteBackend(s, secrets), { clock: o.clock, passphrase: secrets.passphrase, encrypt: s.encrypt, retry: o.retry, scryptLogN: o.scryptLogN });
+export function openRemote(s: RemoteSettings, secrets: RemoteSecrets, o: { clock?: Clock; retry?: RetryOptions; scryptLogN?: number; prepared?: PreparedKey } = {}): RemoteStore {
+  return new RemoteStore(remoteBackend(s, secrets), { clock: o.clock, passphrase: secrets.passphrase, encrypt: s.encrypt, retry: o.retry, scryptLogN: o.scryptLogN, prepared: o.prepared });
+}
+
+/** Runs LIFEBOAT_PASSWORD_COMMAND through the shell; its standard output is the passphrase. */
+export function runPasswordCommand(cmd: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    exec(cmd, { timeout: 60_000, maxBuffer: 1 << 16 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd}: ${stderr.trim() || err.message}`));
+      else resolve(stdout);
+    });
+  });
 }
 
 /**

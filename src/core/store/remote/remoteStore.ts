@@ -11,7 +11,7 @@ import { BackupError, fsError } from '../../errors';
 import { crashPoint } from '../../faults';
 import { processAlive, processStartId } from '../../processInfo';
 import { assertObjectName, type BackupStore, type ByteRange, type StoredObject, type StoreLog } from '../store';
-import { NodeScryptIdentity, NodeScryptRecipient } from './ageScrypt';
+import { deriveAhead, type DerivedKey, NodeScryptIdentity, NodeScryptRecipient, scryptStanza } from './ageScrypt';
 import { EncryptedBackend, loadAge } from './encryptedBackend';
 import type { ObjectBackend } from './objectBackend';
 import { RetryBackend, type RetryOptions } from './retryBackend';
@@ -100,6 +100,22 @@ export interface RemoteStoreOptions {
   scryptLogN?: number;
   /** Unfinished uploads older than this are a dead writer's and are removed by `open()`; default a day. */
   sweepAfterMs?: number;
+  /** The passphrase and its key, derived by another thread (`prepareKey`); used once, for the first attach. */
+  prepared?: PreparedKey;
+}
+
+/**
+ * The passphrase's key for one key-file salt, derived in one thread for a store in another:
+ * a copy in a worker (pushJob.ts) gets the key its caller derived while the process was
+ * still small. Plain data, for a worker's message.
+ */
+export interface PreparedKey {
+  passphrase: string;
+  salt: string;
+  logN: number;
+  key: Uint8Array;
+  /** See DerivedKey.fresh. */
+  fresh: boolean;
 }
 
 /**
@@ -125,6 +141,8 @@ export class RemoteStore implements BackupStore {
   private objects: ObjectBackend | undefined;
   private config: RemoteConfig | undefined;
   private attaching: Promise<void> | undefined;
+  private pass: Promise<string> | undefined;
+  private prepared: PreparedKey | undefined;
   private scratch: string | undefined;
   /** Unfinished uploads the last `open()` removed. */
   swept = 0;
@@ -145,6 +163,8 @@ export class RemoteStore implements BackupStore {
     this.label = backend.label;
     this.clock = o.clock ?? systemClock;
     this.log = new RemoteLog(this);
+    this.prepared = o.prepared;
+    if (o.prepared) this.pass = Promise.resolve(o.prepared.passphrase);
   }
 
   /** The remote's description once attached. */
@@ -166,6 +186,7 @@ export class RemoteStore implements BackupStore {
   }
 
   private async doAttach(create: boolean): Promise<void> {
+    const ahead = await this.deriveAhead(create);
     await this.raw.connect({ create });
     let config = await this.readConfig();
     let identity: string | undefined;
@@ -175,13 +196,14 @@ export class RemoteStore implements BackupStore {
       const release = await this.acquire(this.o.lock ?? {});
       try {
         config = await this.readConfig();
-        if (!config) ({ config, identity } = await this.createConfig());
+        if (!config) ({ config, identity } = await this.createConfig(ahead));
       } finally {
         await release();
       }
     }
     if (config.encryption === 'age') {
-      identity ??= await this.unlock(config);
+      identity ??= await this.unlock(config, ahead);
+      await this.rememberConfig(config);
       this.objects = new EncryptedBackend(this.raw, identity, config.recipient!, () => this.scratchDir());
     } else {
       this.objects = this.raw;
@@ -204,7 +226,90 @@ export class RemoteStore implements BackupStore {
     return c;
   }
 
-  private async createConfig(): Promise<{ config: RemoteConfig; identity?: string }> {
+  /**
+   * The passphrase's key, derived before the backend connects: scrypt takes 128 MiB for most
+   * of a second, and done first, while the process is small (before an S3 client library
+   * loads and uploads hold their buffers), a push's peak memory is the larger of the two,
+   * not their sum. The salt is the one of the remote's key file as this machine last saw it
+   * (a copy of its description in the scratch folder: not secret, and only a guess that
+   * `unlock` checks), or, for a remote a push is about to create, the new key file's own.
+   * Undefined when there is nothing to derive ahead (no passphrase, a plain remote, a read
+   * of a remote not seen before).
+   */
+  private async deriveAhead(create: boolean): Promise<DerivedKey | undefined> {
+    const p = this.prepared;
+    if (p) {
+      this.prepared = undefined;
+      return { salt: Buffer.from(p.salt, 'hex'), logN: p.logN, key: Promise.resolve(Buffer.from(p.key)), fresh: p.fresh };
+    }
+    if (!this.o.passphrase) return undefined;
+    const seen = await this.seenConfig();
+    let stanza: { salt: Buffer; logN: number } | undefined;
+    if (seen) {
+      if (seen.encryption !== 'age' || !seen.identity) return undefined;
+      stanza = scryptStanza(Buffer.from(seen.identity, 'base64'));
+      if (!stanza || stanza.logN > 20) return undefined;
+    } else if (!create || this.o.encrypt === false) {
+      return undefined;
+    }
+    let pass: string;
+    try {
+      pass = await this.passphrase();
+    } catch {
+      return undefined; // the same error comes again where the passphrase is needed
+    }
+    const d = deriveAhead(pass, stanza?.logN ?? this.scryptLogN, stanza?.salt);
+    await d.key.catch(() => undefined);
+    return d;
+  }
+
+  /**
+   * Derives the key `attach` would derive first (see deriveAhead), for a store in another
+   * thread (`RemoteStoreOptions.prepared`). Contacts nothing. Undefined when there is
+   * nothing to derive ahead or the passphrase cannot be had (the other store then reports it).
+   */
+  async prepareKey(create: boolean): Promise<PreparedKey | undefined> {
+    const d = await this.deriveAhead(create);
+    if (!d) return undefined;
+    try {
+      return { passphrase: await this.passphrase(), salt: d.salt.toString('hex'), logN: d.logN, key: await d.key, fresh: d.fresh };
+    } catch {
+      return undefined;
+    }
+  }
+
+  private get scryptLogN(): number {
+    return this.o.scryptLogN ?? 17;
+  }
+
+  private async seenFile(): Promise<string> {
+    return path.join(await this.scratchDir(), 'remote.json');
+  }
+
+  /** The remote's description as this machine last read it, if it did. */
+  private async seenConfig(): Promise<RemoteConfig | undefined> {
+    try {
+      const c = JSON.parse(await fs.readFile(await this.seenFile(), 'utf8')) as RemoteConfig;
+      return c?.format === 'lifeboat-remote' ? c : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async rememberConfig(config: RemoteConfig): Promise<void> {
+    const text = JSON.stringify(config);
+    try {
+      const file = await this.seenFile();
+      if ((await fs.readFile(file, 'utf8').catch(() => '')) === text) return;
+      const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+      await fs.writeFile(tmp, text, { mode: 0o600 });
+      await fs.rename(tmp, file);
+    } catch {
+      // a cache: the next attach derives after connecting instead
+    }
+  }
+
+  private async createConfig(ahead?: DerivedKey): Promise<{ config: RemoteConfig; identity?: string }> {
     const encrypt = this.o.encrypt ?? true;
     const config: RemoteConfig = { format: 'lifeboat-remote', version: 1, created: this.clock.now().toISOString(), encryption: encrypt ? 'age' : 'none' };
     let identity: string | undefined;
@@ -214,7 +319,7 @@ export class RemoteStore implements BackupStore {
       identity = await age.generateX25519Identity();
       config.recipient = await age.identityToRecipient(identity);
       const e = new age.Encrypter();
-      e.addRecipient(new NodeScryptRecipient(pass, this.o.scryptLogN ?? 17));
+      e.addRecipient(new NodeScryptRecipient(pass, this.scryptLogN, ahead));
       config.identity = Buffer.from(await e.encrypt(identity)).toString('base64');
     }
     const bytes = Buffer.from(JSON.stringify(config, null, 1));
@@ -222,7 +327,13 @@ export class RemoteStore implements BackupStore {
     return { config, identity };
   }
 
-  private async passphrase(): Promise<string> {
+  /** The passphrase, asked once per store (a LIFEBOAT_PASSWORD_COMMAND runs once). */
+  private passphrase(): Promise<string> {
+    this.pass ??= this.askPassphrase();
+    return this.pass;
+  }
+
+  private async askPassphrase(): Promise<string> {
     if (!this.o.passphrase) {
       throw new BackupError('badConfig', `${this.url}: the remote is encrypted and no passphrase was given (set LIFEBOAT_PASSWORD, LIFEBOAT_PASSWORD_FILE or LIFEBOAT_PASSWORD_COMMAND)`);
     }
@@ -232,11 +343,11 @@ export class RemoteStore implements BackupStore {
   }
 
   /** The remote's secret key, decrypted with the passphrase. A wrong one is one clear error. */
-  private async unlock(config: RemoteConfig): Promise<string> {
+  private async unlock(config: RemoteConfig, ahead?: DerivedKey): Promise<string> {
     const pass = await this.passphrase();
     const age = await loadAge();
     const d = new age.Decrypter();
-    d.addIdentity(new NodeScryptIdentity(pass));
+    d.addIdentity(new NodeScryptIdentity(pass, ahead));
     try {
       return await d.decrypt(Buffer.from(config.identity!, 'base64'), 'text');
     } catch (e) {

@@ -1,0 +1,75 @@
+/**
+ * The worker thread of `runPushJob` (dist/offsiteWorker.js): one off-site copy, then it
+ * exits. Its progress, its result or its error go to the parent as messages; a 'cancel'
+ * message aborts the copy the way an AbortSignal does in process.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { systemClock } from '../context';
+import { Engine } from '../engine';
+import { BackupError } from '../errors';
+import { hostKeyFactsOf } from '../store/remote/knownHosts';
+import { runPasswordCommand, secretsFromEnv } from '../store/remote/openRemote';
+import { secretsOfValues, type PushJob, type PushWorkerCommand, type PushWorkerMessage } from './pushJob';
+
+/** Progress is passed on at most this often (the last of a burst, and every phase change, still go). */
+const PROGRESS_EVERY_MS = 100;
+
+async function main(job: PushJob): Promise<PushWorkerMessage> {
+  const port = parentPort!;
+  const abort = new AbortController();
+  port.on('message', (m: PushWorkerCommand) => {
+    if (m.type === 'cancel') abort.abort(new BackupError('cancelled', 'cancelled'));
+  });
+  const engine = new Engine({ clock: systemClock });
+  const secrets = job.secrets.from === 'env' ? secretsFromEnv(process.env, runPasswordCommand) : secretsOfValues(job.secrets);
+  const remote = engine.remote(job.remote, secrets, { scryptLogN: job.scryptLogN, prepared: job.key });
+  let sentAt = 0;
+  let lastPhase = '';
+  let held: PushWorkerMessage | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const send = (m: PushWorkerMessage): void => port.postMessage(m);
+  const onProgress = (p: { phase: string; done: number; total: number }): void => {
+    const m: PushWorkerMessage = { type: 'progress', progress: { phase: p.phase, done: p.done, total: p.total } };
+    const now = Date.now();
+    if (p.phase !== lastPhase || now - sentAt >= PROGRESS_EVERY_MS) {
+      lastPhase = p.phase;
+      sentAt = now;
+      held = undefined;
+      send(m);
+      return;
+    }
+    held = m;
+    timer ??= setTimeout(() => {
+      timer = undefined;
+      if (held) {
+        sentAt = Date.now();
+        send(held);
+        held = undefined;
+      }
+    }, PROGRESS_EVERY_MS);
+  };
+  try {
+    const value = await engine.push(job.dir, remote, job.settings, { db: job.db, signal: abort.signal, onProgress, retention: job.retention });
+    return { type: 'result', value };
+  } catch (e) {
+    const err = abort.signal.aborted && !BackupError.is(e, 'cancelled') ? new BackupError('cancelled', 'cancelled', { cause: e }) : e;
+    const hostKey = hostKeyFactsOf(err);
+    if (err instanceof BackupError) return { type: 'error', reason: err.reason, message: err.message, path: err.path, hostKey };
+    return { type: 'error', message: (err as Error)?.message ?? String(err), stack: (err as Error)?.stack, hostKey };
+  } finally {
+    if (timer) clearTimeout(timer);
+    await remote.close().catch(() => undefined);
+    port.removeAllListeners('message');
+  }
+}
+
+void main(workerData as PushJob).then(
+  (m) => {
+    parentPort!.postMessage(m);
+    parentPort!.close();
+  },
+  (e: unknown) => {
+    parentPort!.postMessage({ type: 'error', message: (e as Error)?.message ?? String(e), stack: (e as Error)?.stack } satisfies PushWorkerMessage);
+    parentPort!.close();
+  },
+);
