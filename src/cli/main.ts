@@ -598,7 +598,7 @@ async function cmdPush(argv: string[], engine: Engine): Promise<number> {
   process.on('SIGINT', onInt);
   try {
     const res = await runPushJob(
-      { dir, remote: rs, secrets: { from: 'env' }, settings: cfg.settings, db, scryptLogN, key: await remote.prepareKey(true), retention: { ...cfg.settings.retention, ...cfg.settings.offsite.retention } },
+      { dir, remote: rs, secrets: { from: 'env' }, settings: cfg.settings, db, scryptLogN, key: await remote.prepareKey(true), collectGarbageAtMiB: 32, retention: { ...cfg.settings.retention, ...cfg.settings.offsite.retention } },
       { onProgress: progress, signal: stop.signal },
     );
     if (progress) process.stderr.write('\r\x1b[K');

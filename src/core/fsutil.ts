@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Stream } from 'node:stream';
-import { open, realpath, rename, rm } from 'node:fs/promises';
+import { open, realpath, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { fsError } from './errors';
 import { crashPoint } from './faults';
@@ -129,5 +129,27 @@ export async function canonicalPath(p: string): Promise<string> {
     } catch {
       return abs;
     }
+  }
+}
+
+/** Writes every byte of `bufs` to `fh` from `position` on, going on after a short write. */
+export async function writevAll(fh: FileHandle, bufs: Buffer[], position: number): Promise<void> {
+  let rest = bufs;
+  let at = position;
+  const total = bufs.reduce((n, b) => n + b.length, 0);
+  for (let done = 0; done < total; ) {
+    const wrote = (await fh.writev(rest, at)).bytesWritten;
+    done += wrote;
+    at += wrote;
+    let skip = wrote;
+    const next: Buffer[] = [];
+    for (const b of rest) {
+      if (skip >= b.length) skip -= b.length;
+      else {
+        next.push(skip ? b.subarray(skip) : b);
+        skip = 0;
+      }
+    }
+    rest = next;
   }
 }

@@ -54,7 +54,8 @@ export interface TableRestoreResult {
 
 const uri = (p: string) => `${pathToFileURL(p).href}?immutable=1`;
 
-function runtime() {
+/** node:sqlite for the inspect jobs; BackupError 'io' saying why when the runtime lacks it. */
+export function inspectRuntime() {
   const rt = nodeSqlite();
   if (!rt) throw new BackupError('io', inspectUnavailable() ?? 'node:sqlite is not available');
   return rt;
@@ -67,7 +68,7 @@ function runtime() {
  * BackupError 'busy' when that read lock does not come in time, 'usage' for a bad table.
  */
 export function runDiffJob(job: DiffJob): DiffReport {
-  const rt = runtime();
+  const rt = inspectRuntime();
   const name = (side: 'older' | 'newer') => (job.live === side ? `${pathToFileURL(job[side]).href}?mode=ro` : uri(job[side]));
   const db = new rt.sqlite.DatabaseSync(name('older'), { readOnly: true });
   let reading = false;
@@ -115,7 +116,7 @@ export function runDiffJob(job: DiffJob): DiffReport {
  * locks stay held past the timeout.
  */
 export function runTableRestoreJob(job: TableRestoreJob): TableRestoreResult {
-  const rt = runtime();
+  const rt = inspectRuntime();
   let db: DatabaseSync;
   try {
     db = new rt.sqlite.DatabaseSync(job.targetPath);

@@ -10,10 +10,8 @@ import type { DatabaseSync } from 'node:sqlite';
 import { BackupError } from '../errors';
 import { crashPoint } from '../faults';
 import type { JobBase } from '../sqlite/jobs';
-import { nodeSqlite } from '../sqlite/nodeSqlite';
-import { inspectUnavailable } from './browseJob';
 import { q, type SqlConn } from './diffSql';
-import { checkSameTable } from './inspectJob';
+import { checkSameTable, inspectRuntime } from './inspectJob';
 
 /**
  * One selected row: its key value (a table with a one-column key), an array of the key's
@@ -100,12 +98,6 @@ export function keyValues(spec: RowKeySpec, cols: string[], table: string): unkn
   return vals;
 }
 
-function runtime() {
-  const rt = nodeSqlite();
-  if (!rt) throw new BackupError('io', inspectUnavailable() ?? 'node:sqlite is not available');
-  return rt;
-}
-
 /**
  * Runs inside the worker: for each selected key, the live row becomes the backup's. A row
  * both have is UPDATEd to the backup's values (never REPLACEd: that deletes first, which
@@ -123,7 +115,7 @@ function runtime() {
  * app's locks stay held past the timeout.
  */
 export function runRowsRestoreJob(job: RowsRestoreJob): RowsRestoreResult {
-  const rt = runtime();
+  const rt = inspectRuntime();
   let db: DatabaseSync;
   try {
     db = new rt.sqlite.DatabaseSync(job.targetPath);

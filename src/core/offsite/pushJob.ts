@@ -52,6 +52,8 @@ export interface PushJob {
    * worker and the S3 client add theirs.
    */
   key?: PreparedKey;
+  /** Collect the worker's garbage when its buffers reach this many MiB (pushWorker.ts; only where the process is the caller's own). */
+  collectGarbageAtMiB?: number;
 }
 
 export type PushJobResult = PushResult & { rotation?: RotationPlan; rotationError?: string };

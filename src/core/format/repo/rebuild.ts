@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import type { ProgressListener } from '../../context';
 import { BackupError, fsError } from '../../errors';
 import { crashPoint } from '../../faults';
+import { writevAll } from '../../fsutil';
 import type { Manifest } from '../../model';
 import type { BackupStore } from '../../store/store';
 import { readPackBlockRaw, type PackIndex } from './pack';
@@ -139,7 +140,7 @@ export async function rebuildImage(
   };
   const flush = async (): Promise<void> => {
     if (!pendingBytes) return;
-    let bufs = pending;
+    const bufs = pending;
     const n = pendingBytes;
     const at = queued;
     pending = [];
@@ -148,21 +149,7 @@ export async function rebuildImage(
     // The previous write must be done (and its failure seen) before this one is queued.
     await writing;
     writing = (async () => {
-      let done = 0;
-      while (done < n) {
-        const wrote = (await fh!.writev(bufs, at + done)).bytesWritten;
-        done += wrote;
-        let skip = wrote;
-        const rest: Buffer[] = [];
-        for (const b of bufs) {
-          if (skip >= b.length) skip -= b.length;
-          else {
-            rest.push(skip ? b.subarray(skip) : b);
-            skip = 0;
-          }
-        }
-        bufs = rest;
-      }
+      await writevAll(fh!, bufs, at);
       written += n;
       o.onProgress?.({ phase: 'extract', done: written, total: m.image.size });
       if (!syncing && written - syncedAt >= SYNC_EVERY) {

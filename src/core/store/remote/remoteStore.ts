@@ -9,6 +9,7 @@ import type { LockOptions } from '../../catalog/lock';
 import { systemClock, type Clock } from '../../context';
 import { BackupError, fsError } from '../../errors';
 import { crashPoint } from '../../faults';
+import { writevAll } from '../../fsutil';
 import { processAlive, processStartId } from '../../processInfo';
 import { assertObjectName, type BackupStore, type ByteRange, type StoredObject, type StoreLog } from '../store';
 import { deriveAhead, type DerivedKey, NodeScryptIdentity, NodeScryptRecipient, scryptStanza } from './ageScrypt';
@@ -520,26 +521,11 @@ export class RemoteStore implements BackupStore {
       let pending: Buffer[] = [];
       let pendingBytes = 0;
       const flush = async (): Promise<void> => {
-        let bufs = pending;
+        const bufs = pending;
         const n = pendingBytes;
         pending = [];
         pendingBytes = 0;
-        let done = 0;
-        while (done < n) {
-          const wrote = (await fh!.writev(bufs, f.have + done)).bytesWritten;
-          done += wrote;
-          // A short write: the rest again.
-          let skip = wrote;
-          const rest: Buffer[] = [];
-          for (const b of bufs) {
-            if (skip >= b.length) skip -= b.length;
-            else {
-              rest.push(skip ? b.subarray(skip) : b);
-              skip = 0;
-            }
-          }
-          bufs = rest;
-        }
+        await writevAll(fh!, bufs, f.have);
         f.have += n;
         for (const w of f.waiters) w();
         f.waiters.clear();
