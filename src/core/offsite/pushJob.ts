@@ -90,7 +90,7 @@ export function secretsOfValues(s: Extract<PushSecrets, { from: 'values' }>): Re
  */
 export function runPushJob(job: PushJob, o: { signal?: AbortSignal; onProgress?: ProgressListener } = {}): Promise<PushJobResult> {
   const label = job.remote.url;
-  if (o.signal?.aborted) return Promise.reject(new BackupError('cancelled', `copy to ${label}: cancelled`));
+  if (o.signal?.aborted) return Promise.reject(new BackupError('cancelled', `${label}: copy cancelled`));
   let script: string;
   try {
     script = locateDist('offsiteWorker.js');
@@ -104,7 +104,7 @@ export function runPushJob(job: PushJob, o: { signal?: AbortSignal; onProgress?:
     const onAbort = (): void => {
       worker.postMessage({ type: 'cancel' } satisfies PushWorkerCommand);
       killer ??= setTimeout(() => {
-        outcome ??= { error: new BackupError('cancelled', `copy to ${label}: cancelled (the copy did not stop within ${STOP_GRACE_MS / 1000} s and was ended)`) };
+        outcome ??= { error: new BackupError('cancelled', `${label}: copy cancelled (it did not stop within ${STOP_GRACE_MS / 1000} s and was ended)`) };
         void worker.terminate();
       }, STOP_GRACE_MS);
     };

@@ -76,7 +76,8 @@ async function main(job: PushJob): Promise<PushWorkerMessage> {
     const value = await engine.push(job.dir, remote, job.settings, { db: job.db, signal: abort.signal, onProgress, retention: job.retention });
     return { type: 'result', value };
   } catch (e) {
-    const err = abort.signal.aborted && !BackupError.is(e, 'cancelled') ? new BackupError('cancelled', 'cancelled', { cause: e }) : e;
+    // A cancel is one line naming the remote, whatever the copy was doing when it stopped.
+    const err = abort.signal.aborted ? new BackupError('cancelled', `${job.remote.url}: copy cancelled (the next push goes on from what is there)`, { cause: e }) : e;
     const hostKey = hostKeyFactsOf(err);
     if (err instanceof BackupError) return { type: 'error', reason: err.reason, message: err.message, path: err.path, hostKey };
     return { type: 'error', message: (err as Error)?.message ?? String(err), stack: (err as Error)?.stack, hostKey };
