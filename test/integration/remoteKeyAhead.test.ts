@@ -101,6 +101,19 @@ describe('remote key derived ahead of connecting', () => {
     assert.equal(salts.size, 3, 'each key file has its own salt (its stanza has a fixed nonce)');
   });
 
+  test('a plain remote, once seen, derives no key ahead (its passphrase is never asked)', async () => {
+    const root = path.join(t.dir, 'plain');
+    const make = new RemoteStore(new FolderBackend(root), { encrypt: false, retry: { attempts: 1 } });
+    stores.push(make);
+    await make.open();
+    await make.writeBytes('note', 'plain');
+    const events: string[] = [];
+    const again = remote(root, 'unused', events);
+    await again.open();
+    assert.equal((await again.readBytes('note')).toString(), 'plain');
+    assert.deepEqual(events, ['connect'], 'no passphrase asked, no key derived for a plain remote seen before');
+  });
+
   test('a damaged remembered description is ignored', async () => {
     const root = path.join(t.dir, 'd');
     const s = remote(root, 'right');

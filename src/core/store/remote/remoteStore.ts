@@ -204,11 +204,12 @@ export class RemoteStore implements BackupStore {
     }
     if (config.encryption === 'age') {
       identity ??= await this.unlock(config, ahead);
-      await this.rememberConfig(config);
       this.objects = new EncryptedBackend(this.raw, identity, config.recipient!, () => this.scratchDir());
     } else {
       this.objects = this.raw;
     }
+    // Plain remotes too: the next push to one then derives no key it will not use.
+    await this.rememberConfig(config);
     this.config = config;
   }
 
