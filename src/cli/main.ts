@@ -18,7 +18,7 @@ import { tiersOf } from '../core/retention/plan';
 import { loadSettings, type CliSettings } from './settings';
 import { stderrLogger } from './logger';
 import { cmdSchedule } from './schedule';
-import { cliRemote, cliRemoteSettings, closeRemotes, remoteBackup } from './offsite';
+import { cliRemote, cliRemoteSettings, cliRemoteWith, closeRemotes, remoteBackup } from './offsite';
 import { exportAge } from '../core/offsite/ageExport';
 import { runPushJob } from '../core/offsite/pushJob';
 import { describeRestoreCheck } from '../core/restore/restore';
@@ -585,8 +585,8 @@ async function cmdPush(argv: string[], engine: Engine): Promise<number> {
   const to = typeof opts.to === 'string' ? opts.to : undefined;
   const ro = { encrypt: opts['no-encrypt'] ? false : undefined, endpoint: typeof opts.endpoint === 'string' ? opts.endpoint : undefined };
   // Built here only to check the URL and name the remote; the copy runs in a worker thread.
-  const remote = cliRemote(engine, to, '--to', cfg.settings, ro);
   const { remote: rs, scryptLogN } = cliRemoteSettings(to, '--to', cfg.settings, ro);
+  const remote = cliRemoteWith(engine, { remote: rs, scryptLogN });
   const progress = !opts.json && process.stderr.isTTY ? (p: { phase: string; done: number; total: number }) => process.stderr.write(`\r${p.phase} (${p.done}/${p.total})\x1b[K`) : undefined;
   // Ctrl-C stops the copy cleanly (unfinished uploads aborted, the remote's lock released); a second one ends the process.
   const stop = new AbortController();

@@ -26,8 +26,12 @@ export async function closeRemotes(): Promise<void> {
  * BackupError 'badConfig' naming the flag or setting when there is none.
  */
 export function cliRemote(engine: Engine, url: string | undefined, flag: string, settings: Settings, o: { encrypt?: boolean; endpoint?: string } = {}): RemoteStore {
-  const { remote: rs, scryptLogN } = cliRemoteSettings(url, flag, settings, o);
-  const remote = engine.remote(rs, secretsFromEnv(process.env, runPasswordCommand), { scryptLogN });
+  return cliRemoteWith(engine, cliRemoteSettings(url, flag, settings, o));
+}
+
+/** `cliRemote` for settings already resolved (a push also hands them to its worker). */
+export function cliRemoteWith(engine: Engine, spec: { remote: RemoteSettings; scryptLogN?: number }): RemoteStore {
+  const remote = engine.remote(spec.remote, secretsFromEnv(process.env, runPasswordCommand), { scryptLogN: spec.scryptLogN });
   opened.add(remote);
   return remote;
 }
