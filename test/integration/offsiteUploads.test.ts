@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { Catalog } from '../../src/core/catalog/catalog';
 import { systemClock } from '../../src/core/context';
@@ -118,11 +117,13 @@ describe('off-site uploads to S3 (OpenStack Swift with s3api on loopback)', () =
   test('a streamed body is refused unless it hashes to the SHA-256 it is sent with, and nothing is stored', async () => {
     const b = backend('refused');
     const body = Buffer.alloc(3 << 20, 7);
+    const file = path.join(t.dir, 'refused.bin');
+    writeFileSync(file, body);
     const sha = createHash('sha256').update(body).digest('hex');
     const wrong = createHash('sha256').update('something else').digest('hex');
-    await assert.rejects(b.putSource('x.bin', { size: body.length, open: () => Readable.from([body]) }, { sha256: wrong }), /^BackupError: s3:\/\/uploads\/refused: uploading failed .*\(HTTP 400\)$/);
+    await assert.rejects(b.put('x.bin', { file, size: body.length }, { sha256: wrong }), /^BackupError: s3:\/\/uploads\/refused: uploading failed .*\(HTTP 400\)$/);
     assert.equal(await b.stat('x.bin'), undefined, 'nothing stored');
-    await b.putSource('x.bin', { size: body.length, open: () => Readable.from([body]) }, { sha256: sha });
+    await b.put('x.bin', { file, size: body.length }, { sha256: sha });
     assert.equal(await b.recordedSha256('x.bin'), sha);
     assert.ok((await raw('refused/x.bin')).equals(body));
     await b.close();

@@ -130,37 +130,19 @@ export function sealedSize(headLength: number, plain: number): number {
   return headLength + plain + TAG * Math.max(1, Math.ceil(plain / CHUNK));
 }
 
-/** Plaintext chunks sealed per block that `sealedBlocks` yields (1 MiB of plaintext). */
+/** Plaintext chunks sealed per block that `sealedPieces` and `sealedBlocks` yield (1 MiB of plaintext). */
 const BLOCK_CHUNKS = 16;
 
 /**
- * The age file of a payload of known size, generated on demand: `head`, then blocks of up
- * to 16 sealed chunks, each block a new Buffer. `read(at, length)` returns exactly those
- * plaintext bytes (it may reuse one buffer between calls: what it returns is consumed before
- * the next call). The same head, key and plaintext give the same bytes each time, so an
- * upload can hash the file in one pass and send it in another with no copy kept anywhere.
- * The work per block (about a millisecond) keeps the event loop responsive.
+ * The age file of a payload of known size, generated on demand, as the pieces that make it,
+ * never copied: `[head]`, then for each block of up to 16 chunks each chunk's ciphertext and
+ * tag (new Buffers). `read(at, length)` returns exactly those plaintext bytes (it may reuse
+ * one buffer between calls: what it returns is consumed before the next call). The same
+ * head, key and plaintext give the same bytes each time. The work per block (about a
+ * millisecond) keeps the event loop responsive.
  */
-export async function* sealedBlocks(head: Buffer, key: Buffer, size: number, read: (at: number, length: number) => Promise<Buffer>): AsyncGenerator<Buffer> {
-  yield Buffer.from(head);
-  yield* sealedPayload(key, size, read, true);
-}
-
-/**
- * The SHA-256 (hex) of the age file `sealedBlocks` makes of the same arguments, without
- * assembling its blocks.
- */
-export async function sealedSha256(head: Buffer, key: Buffer, size: number, read: (at: number, length: number) => Promise<Buffer>, signal?: AbortSignal): Promise<string> {
-  const hash = createHash('sha256').update(head);
-  for await (const part of sealedPayload(key, size, read, false)) {
-    if (signal?.aborted) throw signal.reason;
-    hash.update(part);
-  }
-  return hash.digest('hex');
-}
-
-/** The sealed chunks of a payload: whole blocks (`assemble`), else each chunk's ciphertext and tag as they come. */
-async function* sealedPayload(key: Buffer, size: number, read: (at: number, length: number) => Promise<Buffer>, assemble: boolean): AsyncGenerator<Buffer> {
+export async function* sealedPieces(head: Buffer, key: Buffer, size: number, read: (at: number, length: number) => Promise<Buffer>): AsyncGenerator<Buffer[]> {
+  yield [Buffer.from(head)];
   const chunks = Math.max(1, Math.ceil(size / CHUNK));
   // One key object for all chunks: a Buffer key is checked and imported again by every cipher.
   const secret = createSecretKey(key);
@@ -170,22 +152,20 @@ async function* sealedPayload(key: Buffer, size: number, read: (at: number, leng
     const length = Math.min(size, start + n * CHUNK) - start;
     const plain = await read(start, length);
     if (plain.length !== length) throw new Error(`the payload ended after ${start + plain.length} of ${size} bytes`);
-    const out = assemble ? Buffer.allocUnsafe(length + n * TAG) : undefined;
-    let at = 0;
+    const pieces: Buffer[] = [];
     for (let i = 0; i < n; i++) {
       const c = createCipheriv('chacha20-poly1305', secret, chunkNonce(first + i, first + i === chunks - 1), { authTagLength: TAG });
-      const sealed = c.update(plain.subarray(i * CHUNK, Math.min(length, (i + 1) * CHUNK)));
+      pieces.push(c.update(plain.subarray(i * CHUNK, Math.min(length, (i + 1) * CHUNK))));
       c.final();
-      if (out) {
-        at += sealed.copy(out, at);
-        at += c.getAuthTag().copy(out, at);
-      } else {
-        yield sealed;
-        yield c.getAuthTag();
-      }
+      pieces.push(c.getAuthTag());
     }
-    if (out) yield out;
+    yield pieces;
   }
+}
+
+/** The same age file as `sealedPieces`, each block as one Buffer (for a stream). */
+export async function* sealedBlocks(head: Buffer, key: Buffer, size: number, read: (at: number, length: number) => Promise<Buffer>): AsyncGenerator<Buffer> {
+  for await (const pieces of sealedPieces(head, key, size, read)) yield pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
 }
 
 /** Decrypts a payload stream (everything after the header and nonce) of `sealed` bytes in all. */

@@ -15,7 +15,10 @@ export interface PutSource {
 }
 
 export interface PutOptions {
-  /** SHA-256 (hex) of the body's bytes: kept with the object (metadata) and checked after upload. */
+  /**
+   * SHA-256 (hex) of the body's bytes: kept with the object (metadata) and checked after
+   * upload. '' when the caller does not know it: a backend that needs it computes it.
+   */
   sha256: string;
   signal?: AbortSignal;
   /** Called with bytes sent so far. */

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import type { S3Client as S3ClientType } from '@aws-sdk/client-s3';
 import { BackupError } from '../../errors';
 import { assertObjectName, type ByteRange, type StoredObject } from '../store';
-import type { ObjectBackend, PutBody, PutOptions, PutSource } from './objectBackend';
+import type { ObjectBackend, PutBody, PutOptions } from './objectBackend';
 import { Bandwidth } from './throttle';
 import { transient } from './retryBackend';
 
@@ -247,10 +247,6 @@ export class S3Backend implements ObjectBackend {
   async put(name: string, body: PutBody, o: PutOptions): Promise<void> {
     if ('bytes' in body) return this.upload(name, body.bytes.length, () => Readable.from([body.bytes]), o, body.bytes);
     return this.upload(name, body.size, () => createReadStream(body.file, { highWaterMark: 1 << 20 }), o);
-  }
-
-  putSource(name: string, body: PutSource, o: PutOptions): Promise<void> {
-    return this.upload(name, body.size, () => body.open(), o);
   }
 
   /**
