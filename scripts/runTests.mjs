@@ -9,7 +9,8 @@
 // its counts, and when the Node 24 binary is missing (it names the file).
 import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -138,11 +139,16 @@ for (const r of runs) {
   rmSync(summaryFile, { force: true });
   const tap = path.join(OUT, `results-${process.pid}-${r.name}.tap`);
   console.log(`\n== ${r.label}: ${files.length} test file(s) of ${suites.join(', ')}${grep ? ` matching ${grep}` : ''}`);
+  // A temp folder of the run's own, removed after it: what the code under test keeps in
+  // the system's temp folder by design (a remote's scratch folder, one per URL, and the
+  // description it remembers there) would otherwise pile up there, one per test remote.
+  const tmp = mkdtempSync(path.join(os.tmpdir(), `lifeboat-tests-${r.name}-`));
   const run = spawnSync(
     r.exe,
     ['--test', '--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tap}`, ...files],
-    { stdio: 'inherit', env: r.env },
+    { stdio: 'inherit', env: { ...r.env, TMPDIR: tmp } },
   );
+  rmSync(tmp, { recursive: true, force: true });
   const counts = tapCounts(existsSync(tap) ? readFileSync(tap, 'utf8') : '');
   rmSync(tap, { force: true });
   if (!counts) {

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { BackupError } from '../../errors';
+import { BackupError, fsError } from '../../errors';
 import { writevAll } from '../../fsutil';
 import type { ByteRange, StoredObject } from '../store';
 import { CHUNK, CIPHER_CHUNK, newAgeFile, openAgeFile, openChunk, openingStream, payloadPlainSize, sealedBlocks, sealedPieces, sealedSize } from './ageStream';
@@ -49,6 +49,8 @@ export class EncryptedBackend implements ObjectBackend {
   readonly label: string;
   /** Opened headers, by object: its payload key and where the payload starts. */
   private readonly keys = new Map<string, { stamp: string; key: Buffer; dataStart: number }>();
+  /** The last sealing queued (see oneAtATime). */
+  private sealing: Promise<void> = Promise.resolve();
 
   constructor(
     readonly inner: ObjectBackend,
@@ -160,7 +162,7 @@ export class EncryptedBackend implements ObjectBackend {
         const open = (): Readable => Readable.from(blocks(), { objectMode: false, highWaterMark: 1 << 20 });
         await this.inner.putSource!(name, { size, open }, { ...o, sha256: '' });
       } else {
-        const sha256 = await sealInto(file, body, head, key, plain, o.signal);
+        const sha256 = await this.oneAtATime(() => sealInto(file, body, head, key, plain, o.signal));
         await this.inner.put(name, { file, size }, { ...o, sha256 });
       }
       this.keys.delete(name);
@@ -170,6 +172,21 @@ export class EncryptedBackend implements ObjectBackend {
     } finally {
       if (file) await fs.rm(file, { force: true });
     }
+  }
+
+  /**
+   * Runs `fn` after those queued before it have finished. Sealing is work for this thread
+   * alone: uploads made side by side that sealed side by side would all finish sealing at
+   * once and then all wait on the network at once; one at a time, each object's upload
+   * overlaps the sealing of the next.
+   */
+  private oneAtATime<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.sealing.then(fn);
+    this.sealing = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
   }
 
   delete(name: string): Promise<void> {
@@ -194,13 +211,14 @@ export class EncryptedBackend implements ObjectBackend {
 async function sealInto(file: string, body: PutBody, head: Buffer, key: Buffer, plain: number, signal: AbortSignal | undefined): Promise<string> {
   const hash = createHash('sha256');
   const r = reader(body);
-  const fh = await fs.open(file, 'w', 0o600);
+  const doing = 'writing the sealed copy of an upload';
+  const fh = await fs.open(file, 'w', 0o600).catch((e: unknown) => Promise.reject(fsError(e, file, doing)));
   try {
     let at = 0;
     for await (const pieces of sealedPieces(head, key, plain, r.read)) {
       if (signal?.aborted) throw new BackupError('cancelled', 'cancelled');
       for (const p of pieces) hash.update(p);
-      await writevAll(fh, pieces, at);
+      await writevAll(fh, pieces, at).catch((e: unknown) => Promise.reject(fsError(e, file, doing)));
       for (const p of pieces) at += p.length;
     }
   } finally {
