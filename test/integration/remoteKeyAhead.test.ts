@@ -3,7 +3,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { BackupError } from '../../src/core/errors';
-import { scryptStanza } from '../../src/core/store/remote/ageScrypt';
+import { scryptDerivations, scryptStanza } from '../../src/core/store/remote/ageScrypt';
 import { FolderBackend } from '../../src/core/store/remote/folderBackend';
 import { REMOTE_CONFIG, RemoteStore, type RemoteConfig } from '../../src/core/store/remote/remoteStore';
 import { tempDir } from '../fixtures/sqlite';
@@ -112,6 +112,23 @@ describe('remote key derived ahead of connecting', () => {
     await again.open();
     assert.equal((await again.readBytes('note')).toString(), 'plain');
     assert.deepEqual(events, ['connect'], 'no passphrase asked, no key derived for a plain remote seen before');
+  });
+
+  test('a process derives the key of a remote once: later stores opening it (VS Code copies after every backup) derive nothing', async () => {
+    const root = path.join(t.dir, 'once');
+    const before = scryptDerivations();
+    const make = remote(root, 'right');
+    await make.open();
+    await make.writeBytes('note', 'once');
+    assert.equal(scryptDerivations() - before, 1, 'the new remote: one key, for its new key file');
+    for (let i = 0; i < 3; i++) assert.equal((await remote(root, 'right').readBytes('note')).toString(), 'once');
+    // Forgetting what this machine saw: the store now learns the salt by connecting, and still derives nothing new.
+    rmSync(await seenFile(make), { force: true });
+    assert.equal((await remote(root, 'right').readBytes('note')).toString(), 'once');
+    assert.equal(scryptDerivations() - before, 1, 'four more stores opened it with no derivation');
+    // Another passphrase is another key: derived (once), and refused.
+    for (let i = 0; i < 2; i++) await assert.rejects(remote(root, 'wrong').readBytes('note'), (e: unknown) => BackupError.is(e, 'badConfig'));
+    assert.equal(scryptDerivations() - before, 2, 'the wrong passphrase derived once, refused twice');
   });
 
   test('a damaged remembered description is ignored', async () => {

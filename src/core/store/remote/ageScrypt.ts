@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes, scrypt } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes, scrypt } from 'node:crypto';
 import type { Identity, Recipient, Stanza } from 'age-encryption' with { 'resolution-mode': 'import' };
 import { loadAge } from './encryptedBackend';
 
@@ -12,11 +12,45 @@ import { loadAge } from './encryptedBackend';
 const LABEL = Buffer.from('age-encryption.org/v1/scrypt', 'latin1');
 const NONCE = Buffer.alloc(12);
 
+let derivations = 0;
+
 function deriveKey(passphrase: string, salt: Buffer, logN: number): Promise<Buffer> {
   const N = 2 ** logN;
+  derivations++;
   return new Promise((resolve, reject) => {
     scrypt(Buffer.from(passphrase, 'utf8'), Buffer.concat([LABEL, salt]), 32, { N, r: 8, p: 1, maxmem: 128 * N * 8 + (32 << 20) }, (err, key) => (err ? reject(err) : resolve(key)));
   });
+}
+
+/** How many keys this process has derived with scrypt (for diagnostics and tests). */
+export function scryptDerivations(): number {
+  return derivations;
+}
+
+/**
+ * Keys of remotes' key files, by passphrase, salt and work factor, kept for the life of the
+ * process (the last few). VS Code copies off-site after every backup and lists, verifies and
+ * restores from the same remote: each would otherwise take scrypt's 128 MiB and most of a
+ * second of a core again, in the extension host's process, for the same key. A kept key
+ * opens only what the passphrase, which the process holds anyway, opens. Files made for
+ * other uses (`.age` exports, each with a salt of its own) do not go through here.
+ */
+const remoteKeys = new Map<string, Promise<Buffer>>();
+const REMOTE_KEYS_KEPT = 8;
+
+function remoteKey(passphrase: string, salt: Buffer, logN: number): Promise<Buffer> {
+  const id = createHash('sha256').update(passphrase, 'utf8').update('\0').update(salt).update(`\0${logN}`).digest('hex');
+  const hit = remoteKeys.get(id);
+  if (hit) {
+    remoteKeys.delete(id);
+    remoteKeys.set(id, hit); // the most recently used last
+    return hit;
+  }
+  const key = deriveKey(passphrase, salt, logN);
+  remoteKeys.set(id, key);
+  key.catch(() => remoteKeys.delete(id));
+  if (remoteKeys.size > REMOTE_KEYS_KEPT) remoteKeys.delete(remoteKeys.keys().next().value!);
+  return key;
 }
 
 /**
@@ -38,7 +72,7 @@ export interface DerivedKey {
 /** Starts deriving the key for `salt` (a stanza's), or for a new random salt. */
 export function deriveAhead(passphrase: string, logN: number, salt?: Buffer): DerivedKey {
   const s = salt ?? randomBytes(16);
-  const key = deriveKey(passphrase, s, logN);
+  const key = remoteKey(passphrase, s, logN);
   key.catch(() => undefined); // awaited (and its error seen) where it is used
   return { salt: s, logN, key, fresh: !salt };
 }
@@ -92,7 +126,7 @@ export class NodeScryptIdentity implements Identity {
       if (salt.length !== 16) throw new Error('invalid scrypt stanza');
       if (logN > 20) throw new Error('scrypt work factor is too high');
       if (s.body.length !== 32) throw new Error('invalid scrypt stanza');
-      const key = matches(this.ahead, salt, logN) ? await this.ahead.key : await deriveKey(this.passphrase, salt, logN);
+      const key = matches(this.ahead, salt, logN) ? await this.ahead.key : await remoteKey(this.passphrase, salt, logN);
       const d = createDecipheriv('chacha20-poly1305', key, NONCE, { authTagLength: 16 });
       d.setAuthTag(Buffer.from(s.body.subarray(16)));
       try {
