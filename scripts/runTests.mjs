@@ -9,7 +9,7 @@
 // its counts, and when the Node 24 binary is missing (it names the file).
 import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -142,7 +142,10 @@ for (const r of runs) {
   // A temp folder of the run's own, removed after it: what the code under test keeps in
   // the system's temp folder by design (a remote's scratch folder, one per URL, and the
   // description it remembers there) would otherwise pile up there, one per test remote.
+  // Open to all like /tmp itself (sticky, world-writable): some tests run a process as
+  // another user on files under it (mkdtemp makes it 0700).
   const tmp = mkdtempSync(path.join(os.tmpdir(), `lifeboat-tests-${r.name}-`));
+  chmodSync(tmp, 0o1777);
   const run = spawnSync(
     r.exe,
     ['--test', '--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tap}`, ...files],
