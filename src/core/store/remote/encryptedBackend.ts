@@ -136,7 +136,8 @@ export class EncryptedBackend implements ObjectBackend {
   /**
    * Seals the body for the remote's key, once. A backend that takes bodies made on the fly
    * (a folder: `putSource`) gets the age file as it is made, written straight to its own
-   * temp file. Others (S3, SFTP) get a sealed temp file in the scratch folder, hashed as it
+   * temp file. Others (S3, SFTP) get bytes sealed in memory when the body is bytes (small:
+   * manifests, log entries), else a sealed temp file in the scratch folder, hashed as it
    * is written: S3 needs the SHA-256 before the first byte (it is signed as the payload's
    * hash, which the server checks, and kept in metadata). Measured on a 1 GB push to Swift
    * on these two cores: 7.9 s when the file was sealed twice instead (once to hash it, once
@@ -155,6 +156,15 @@ export class EncryptedBackend implements ObjectBackend {
         await r.close();
       }
     };
+    if (!this.inner.putSource && 'bytes' in body) {
+      // Bytes in memory (a manifest, a log entry): sealed in memory, no temp file.
+      const pieces: Buffer[] = [];
+      for await (const p of sealedPieces(head, key, plain, reader(body).read)) pieces.push(...p);
+      const bytes = Buffer.concat(pieces);
+      await this.inner.put(name, { bytes }, { ...o, sha256: createHash('sha256').update(bytes).digest('hex') });
+      this.keys.delete(name);
+      return;
+    }
     const file = this.inner.putSource ? undefined : path.join(await this.scratch(), `put.${process.pid}.${randomBytes(4).toString('hex')}.age`);
     try {
       if (!file) {
