@@ -5,7 +5,7 @@ import type { Logger } from '../core/context';
  * activation stays cheap (the bundle's core modules are only evaluated here).
  */
 export async function loadCore() {
-  const [engine, plan, stats, backupLog, catalog, fsutil, pushJob] = await Promise.all([
+  const [engine, plan, stats, backupLog, catalog, fsutil, pushJob, liveGate] = await Promise.all([
     import('../core/engine.js'),
     import('../core/retention/plan.js'),
     import('../core/stats.js'),
@@ -13,6 +13,7 @@ export async function loadCore() {
     import('../core/catalog/catalog.js'),
     import('../core/fsutil.js'),
     import('../core/offsite/pushJob.js'),
+    import('../core/sqlite/liveGate.js'),
   ]);
   return {
     Engine: engine.Engine,
@@ -23,6 +24,8 @@ export async function loadCore() {
     Catalog: catalog.Catalog,
     canonicalPath: fsutil.canonicalPath,
     runPushJob: pushJob.runPushJob,
+    runRemoteJob: pushJob.runRemoteJob,
+    withSqliteLock: liveGate.withSqliteLock,
     secretsOfValues: pushJob.secretsOfValues,
   };
 }

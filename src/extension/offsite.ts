@@ -7,7 +7,7 @@ import { isVerified, type BackupRecord } from '../core/model';
 import type { PushResult } from '../core/offsite/push';
 import { defaultKnownHostsFiles, hostKeyFactsOf, recordHostKey, type HostKeyPolicy } from '../core/store/remote/knownHosts';
 import type { RemoteSettings } from '../core/store/remote/openRemote';
-import type { PushJob, PushSecrets } from '../core/offsite/pushJob';
+import type { PushJob, PushSecrets, RemoteJobBase } from '../core/offsite/pushJob';
 import type { RemoteStore } from '../core/store/remote/remoteStore';
 import type { BackupsModel } from './backupsModel';
 import { COMMANDS } from './commandIds';
@@ -271,6 +271,22 @@ export class OffsiteHost implements vscode.Disposable {
     return engine.remote(remote, core.secretsOfValues(secrets));
   }
 
+  /**
+   * What a listing, verification or restore from `state`'s remote runs with, as data for its
+   * worker (pushJob.ts): none of the remote's work runs on the extension host's thread.
+   */
+  private async remoteJobOf(state: FolderState): Promise<RemoteJobBase> {
+    const { remote, secrets } = await this.remoteSpec(state);
+    const { core, engine } = await this.core.get();
+    const key = await engine.remote(remote, core.secretsOfValues(secrets)).prepareKey(false);
+    return { remote, secrets, settings: state.settings, key };
+  }
+
+  /** A signal that also stops at dispose. */
+  private stopping(signal: AbortSignal | undefined): AbortSignal {
+    return signal ? AbortSignal.any([signal, this.stopAll.signal]) : this.stopAll.signal;
+  }
+
   /** What a copy of `state`'s backups runs with, as data for its worker. */
   private async pushJobOf(state: FolderState, db: string | undefined): Promise<PushJob> {
     const { remote, secrets } = await this.remoteSpec(state);
@@ -400,13 +416,9 @@ export class OffsiteHost implements vscode.Disposable {
 
   /** The backups in `state`'s remote, newest first (its listing alone; no local catalog). Throws as the remote does. */
   async listRemote(state: FolderState): Promise<BackupRecord[]> {
-    const remote = await this.remoteOf(state);
-    try {
-      const { engine } = await this.core.get();
-      return (await engine.listStore(remote)).records;
-    } finally {
-      await remote.close().catch(() => undefined);
-    }
+    const base = await this.remoteJobOf(state);
+    const { core } = await this.core.get();
+    return (await core.runRemoteJob({ ...base, op: 'list' }, { signal: this.stopping(undefined) })).records;
   }
 
   /** After a verified local backup: a background copy when a remote and its credentials are set. */
@@ -417,40 +429,36 @@ export class OffsiteHost implements vscode.Disposable {
   }
 
   /**
-   * "Verify Off-site Copies": every backup on the remote verified (read back, checksums,
-   * image). Resolves the number that failed, or undefined when nothing ran.
+   * "Verify Off-site Copies": every backup on every folder's remote verified (read back,
+   * checksums, image), one remote after the other (folders sharing a URL verify it once).
+   * Resolves the number that failed, or undefined when nothing ran.
    */
   async verifyCommand(): Promise<number | undefined> {
-    const states = await this.withRemote();
-    const state = states?.[0];
-    if (!state) return undefined;
+    const seen = new Set<string>();
+    let bad: number | undefined;
+    for (const state of (await this.withRemote()) ?? []) {
+      if (seen.has(state.settings.offsite.url)) continue;
+      seen.add(state.settings.offsite.url);
+      const n = await this.verifyRemote(state);
+      if (n !== undefined) bad = (bad ?? 0) + n;
+    }
+    return bad;
+  }
+
+  /** Verifies every backup on `state`'s remote; resolves the number that failed, or undefined when it could not run (shown). */
+  private async verifyRemote(state: FolderState): Promise<number | undefined> {
     const url = state.settings.offsite.url;
-    let remote: RemoteStore | undefined;
     try {
-      remote = await this.remoteOf(state);
-      const { engine } = await this.core.get();
-      const r = remote;
-      const { bad, total, problems } = await this.ops.withProgress(`Lifeboat: verifying the off-site copies in ${url}`, async (signal, onProgress) => {
-        const { records, broken } = await engine.listStore(r);
-        const problems: string[] = broken.map((b) => `${b.object}: ${b.error}`);
-        let bad = broken.length;
-        let done = 0;
-        for (const rec of records) {
-          if (signal?.aborted) throw new BackupError('cancelled', 'cancelled');
-          onProgress({ phase: `verifying ${rec.id}`, done: done++, total: records.length });
-          const v = await engine.verifyArchive({ store: r, object: rec.object }, state.settings, { signal });
-          if (!v.ok) {
-            bad++;
-            problems.push(`${rec.id}: ${v.problems.slice(0, 2).join('; ')}`);
-          }
-        }
-        return { bad, total: records.length + broken.length, problems };
-      });
+      const base = await this.remoteJobOf(state);
+      const { core } = await this.core.get();
+      const { bad, total, problems } = await this.ops.withProgress(`Lifeboat: verifying the off-site copies in ${url}`, (signal, onProgress) =>
+        core.runRemoteJob({ ...base, op: 'verify' }, { signal: this.stopping(signal), onProgress }),
+      );
       const at = new Date().toISOString();
       if (bad) {
         const message = `Lifeboat: ${bad} of ${total} off-site backups in ${url} failed verification: ${problems.slice(0, 3).join('; ')}`;
         this.verifies.set(url, { at, ok: false, message });
-        this.ops.failure(message, () => void this.verifyCommand());
+        this.ops.failure(message, () => void this.verifyRemote(state));
       } else {
         const message = `Lifeboat: all ${total} off-site backups in ${url} verified.`;
         this.verifies.set(url, { at, ok: true, message });
@@ -461,11 +469,9 @@ export class OffsiteHost implements vscode.Disposable {
       return bad;
     } catch (e) {
       if (BackupError.is(e, 'cancelled')) return undefined;
-      if (await this.hostKeyRefused(e, url, () => void this.verifyCommand())) return undefined;
-      this.ops.failure(`Lifeboat: verifying the off-site copies in ${url} failed: ${(e as Error)?.message ?? String(e)}`, () => void this.verifyCommand());
+      if (await this.hostKeyRefused(e, url, () => void this.verifyRemote(state))) return undefined;
+      this.ops.failure(`Lifeboat: verifying the off-site copies in ${url} failed: ${(e as Error)?.message ?? String(e)}`, () => void this.verifyRemote(state));
       return undefined;
-    } finally {
-      await remote?.close().catch(() => undefined);
     }
   }
 
@@ -473,19 +479,22 @@ export class OffsiteHost implements vscode.Disposable {
    * "Restore from Off-site...": lists the remote's backups (no local backup folder needed),
    * asks which one and where to (default: the database it was made of), confirms, and
    * restores; the current file, if any, is backed up first into the local backup folder.
-   * Resolves the restored path, or undefined when nothing was restored.
+   * With several folders that have a remote, asks which folder's first. Resolves the
+   * restored path, or undefined when nothing was restored.
    */
   async restoreCommand(): Promise<string | undefined> {
     const states = await this.withRemote();
-    const state = states?.[0];
-    if (!state) return undefined;
+    if (!states) return undefined;
+    const state = await this.pickFolder(states, COMMANDS.restoreFromOffsite.title, 'Restore from the off-site store of which folder?');
+    return state ? this.restoreFrom(state) : undefined;
+  }
+
+  private async restoreFrom(state: FolderState): Promise<string | undefined> {
     const url = state.settings.offsite.url;
-    let remote: RemoteStore | undefined;
     try {
-      remote = await this.remoteOf(state);
-      const { engine } = await this.core.get();
-      const r = remote;
-      const { records } = await this.ops.withProgress(`Lifeboat: listing the backups in ${url}`, () => engine.listStore(r));
+      const base = await this.remoteJobOf(state);
+      const { core, engine } = await this.core.get();
+      const { records } = await this.ops.withProgress(`Lifeboat: listing the backups in ${url}`, (signal) => core.runRemoteJob({ ...base, op: 'list' }, { signal: this.stopping(signal) }));
       if (!records.length) {
         void vscode.window.showInformationMessage(`Lifeboat: ${url} holds no backups.`);
         return undefined;
@@ -515,8 +524,16 @@ export class OffsiteHost implements vscode.Disposable {
         'Restore',
       );
       if (!ok) return undefined;
+      // In a worker, while this thread holds what the restore would hold here: the target's
+      // place in the database's queue (no backup of it meanwhile) and its SQLite gate (no
+      // open and close of its files here while the worker's SQLite has it locked).
+      const key = await core.canonicalPath(target);
       const res = await this.ops.withProgress(`Lifeboat: restoring ${name} from ${url}`, (signal, onProgress) =>
-        engine.restore({ store: r, object: chosen.record.object }, { to: target, settings: state.settings, dir: state.dir, signal, onProgress }),
+        engine.queue.run(key, () =>
+          core.withSqliteLock(key, () =>
+            core.runRemoteJob({ ...base, op: 'restore', object: chosen.record.object, to: target, dir: state.dir }, { signal: this.stopping(signal), onProgress }),
+          ),
+        ),
       );
       this.model.invalidate(state.dir);
       const pre = res.preRestore ? ` The previous file is kept as backup ${res.preRestore.id}.` : '';
@@ -526,11 +543,9 @@ export class OffsiteHost implements vscode.Disposable {
       return res.target;
     } catch (e) {
       if (BackupError.is(e, 'cancelled')) return undefined;
-      if (await this.hostKeyRefused(e, url, () => void this.restoreCommand())) return undefined;
-      this.ops.failure(`Lifeboat: restoring from ${url} failed: ${(e as Error)?.message ?? String(e)}`, () => void this.restoreCommand());
+      if (await this.hostKeyRefused(e, url, () => void this.restoreFrom(state))) return undefined;
+      this.ops.failure(`Lifeboat: restoring from ${url} failed: ${(e as Error)?.message ?? String(e)}`, () => void this.restoreFrom(state));
       return undefined;
-    } finally {
-      await remote?.close().catch(() => undefined);
     }
   }
 
@@ -572,10 +587,15 @@ export class OffsiteHost implements vscode.Disposable {
 
   private async folderWithRemote(): Promise<FolderState | undefined> {
     const states = (await this.folders.resolve()).filter((s) => s.settings.offsite.url);
+    return this.pickFolder(states, COMMANDS.setOffsiteCredentials.title, 'Credentials for the off-site store of which folder?');
+  }
+
+  /** The only one of `states`, or the one the user picks (by folder name, with its remote's URL); undefined when none or dismissed. */
+  private async pickFolder(states: FolderState[], title: string, placeHolder: string): Promise<FolderState | undefined> {
     if (states.length <= 1) return states[0];
     const pick = await this.prompts.pick(
       states.map((s) => ({ label: s.folder.name, description: s.settings.offsite.url, state: s })),
-      { title: COMMANDS.setOffsiteCredentials.title, placeHolder: 'Credentials for the off-site store of which folder?' },
+      { title, placeHolder },
     );
     return pick?.state;
   }

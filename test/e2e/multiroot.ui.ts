@@ -3,12 +3,14 @@
 // its own .vscode/settings.json (a different backup directory, schedule, retention and
 // notifications). The Backups tree shows both databases, Back Up Now writes each database's
 // archive into its own folder's directory only, the status bar covers both, and a setting
-// saved for one folder leaves the other's alone. Runs in a code-server of its own
+// saved for one folder leaves the other's alone, and Restore from Off-site... asks which
+// folder's remote when both have one. Runs in a code-server of its own
 // (`phase = 'multiroot'`, see UiModule in scripts/vscode/runner.ts).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { FrameLocator, Page } from 'playwright-core';
 import { REPO_ROOT, openPaletteAt, openViewContainer, paletteRow, quickInput, readChannelLog, readNotifications, readStatusBar, readTreeRows, runCommand, until, waitForNotification, type RunDirs, type TreeRow, type UiCheck } from '../../scripts/vscode/harness';
 import { makeDb, query } from '../fixtures/sqlite';
@@ -313,6 +315,76 @@ export const checks: UiCheck[] = [
       assert.deepEqual(await until(page, shown, (v) => v.directory === 'snapshots', 'the panel does not show blog\'s settings'), { directory: 'snapshots', daily: '3', monthly: '6' });
       await screenshot('lifeboat-multiroot-panel');
       await runCommand(page, 'View: Close All Editors').catch(() => undefined);
+    },
+  },
+  {
+    name: 'Lifeboat multi-root: Restore from Off-site... asks which folder\'s remote, then restores blog/app.db from blog\'s own',
+    timeoutMs: 120_000,
+    async run({ page, dirs, screenshot, log }) {
+      const remote = (name: FolderName): string => path.join(dirs.workspace, 'remotes', name);
+      const urlOf = (name: FolderName): string => pathToFileURL(remote(name)).href;
+      const blogDb = path.join(folder(dirs, 'blog'), 'app.db');
+      const blogDir = path.join(folder(dirs, 'blog'), DIR.blog);
+      // Each folder gets a remote of its own: an unencrypted folder, so nothing asks for credentials.
+      for (const name of ['shop', 'blog'] as const) {
+        const file = settingsFile(dirs, name);
+        const j = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+        writeFileSync(file, JSON.stringify({ ...j, 'lifeboat.offsite.url': urlOf(name), 'lifeboat.offsite.encrypt': false }, null, 2));
+      }
+      // blog's two backups copied to blog's remote by the real CLI; shop's remote stays empty.
+      cli('push', blogDb, '--dir', blogDir, '--to', urlOf('blog'), '--no-encrypt');
+      const copied = readdirSync(remote('blog')).filter((n) => n.endsWith('.zip'));
+      assert.equal(copied.length, 2, copied.join(', '));
+      // The tree has read the new settings once blog's rows say off-site.
+      await until(
+        page,
+        () => readTreeRows(page, VIEW),
+        (r) => {
+          const backups = byFolder(r).get('blog')?.filter((x) => x.level === 3) ?? [];
+          return backups.length === 2 && backups.every((x) => / · off-site$/.test(x.description));
+        },
+        'blog\'s backups are not shown as off-site',
+      );
+      // The mistake to undo: most of blog's rows deleted.
+      query(blogDb, 'DELETE FROM items WHERE id > 10;');
+      assert.equal(query<{ n: number }>(blogDb, 'SELECT count(*) AS n FROM items;')[0].n, 10);
+
+      await openPaletteAt(page, 'Lifeboat: Restore from Off-site...');
+      await paletteRow(page, 'Lifeboat: Restore from Off-site...').click();
+      const rows = page.locator('.quick-input-list .monaco-list-row');
+      const shown = (): Promise<string[]> =>
+        rows.evaluateAll((els) =>
+          els.map((e) => `${(e.querySelector('.label-name')?.textContent ?? '').trim()} | ${(e.querySelector('.label-description')?.textContent ?? '').trim()}`),
+        );
+      const folders = await until(page, shown, (t) => t.length === 2 && t.every((x) => !x.startsWith('Lifeboat:')), 'no quick pick of the two folders');
+      assert.deepEqual(folders, [`shop | ${urlOf('shop')}`, `blog | ${urlOf('blog')}`]);
+      await screenshot('lifeboat-multiroot-restore-offsite-folder', quickInput(page));
+      await rows.filter({ has: page.locator('.label-name', { hasText: /^\s*blog\s*$/ }) }).first().click();
+      // blog's remote listed: its two backups, newest (the manual one) first.
+      const listedRows = await until(page, shown, (t) => t.length === 2 && t.every((x) => x.startsWith('app.db: ')), 'no quick pick of blog\'s off-site backups');
+      log(`offered: ${listedRows.join(' || ')}`);
+      assert.match(listedRows[0], /\| manual · .* · verified$/);
+      assert.match(listedRows[1], /\| scheduled · .* · verified$/);
+      await rows.first().click();
+      // Where to: blog's database, as proposed.
+      await quickInput(page).getByText(/Restore to which file\?/).waitFor({ state: 'visible', timeout: 15_000 });
+      assert.equal(await quickInput(page).locator('input.input').inputValue(), realpathSync(blogDb));
+      await page.keyboard.press('Enter');
+      const dialog = page.locator('.monaco-dialog-box');
+      await dialog.waitFor({ state: 'visible', timeout: 15_000 });
+      assert.match((await dialog.textContent()) ?? '', /Restore app\.db from the off-site manual backup of/);
+      await dialog.locator('.monaco-button', { hasText: /^Restore$/ }).click();
+      await waitForNotification(page, /Lifeboat: restored app\.db from the off-site backup of .*The previous file is kept as backup app-.*-pre-restore\./, 60_000);
+      assert.equal(query<{ n: number }>(blogDb, 'SELECT count(*) AS n FROM items;')[0].n, FOLDERS.blog.rows);
+      // The pre-restore backup went into blog's own folder, with the 10 rows the restore replaced.
+      const pre = listed(blogDir).filter((b) => b.kind === 'pre-restore');
+      assert.equal(pre.length, 1, JSON.stringify(listed(blogDir)));
+      assert.deepEqual(listed(path.join(folder(dirs, 'shop'), DIR.shop)).filter((b) => b.kind === 'pre-restore'), []);
+      const back = path.join(dirs.tmp, 'pre-restore-check.db');
+      cli('restore', pre[0].path, '--to', back);
+      assert.equal(query<{ n: number }>(back, 'SELECT count(*) AS n FROM items;')[0].n, 10);
+      await page.mouse.move(5, 5);
+      await screenshot('lifeboat-multiroot-restored-offsite');
     },
   },
 ];

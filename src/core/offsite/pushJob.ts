@@ -1,13 +1,16 @@
 /**
- * Runs an off-site copy (`Engine.push`) in a worker thread (dist/offsiteWorker.js), so that
- * none of its work runs on the caller's thread: not the S3, SFTP and age libraries loading
- * (a tenth of a second and more of parsing), not the sealing and hashing of every byte
- * sent, not the garbage they leave. The extension host and the CLI both copy this way; the
- * caller's event loop only passes progress on.
+ * Runs work on an off-site store in a worker thread (dist/offsiteWorker.js), so that none
+ * of it runs on the caller's thread: not the S3, SFTP and age libraries loading (a tenth
+ * of a second and more of parsing), not the sealing, hashing and decrypting of every byte
+ * sent or received, not the garbage they leave. The extension host and the CLI both copy
+ * this way (`runPushJob`); the extension host also lists, verifies and restores from a
+ * remote this way (`runRemoteJob`). The caller's event loop only passes progress on.
  *
- * Cancelling asks the worker to stop (the copy aborts its uploads, removes what it left
+ * Cancelling asks the worker to stop (a copy aborts its uploads, removes what it left
  * unfinished and releases the remote's lock, as `signal` does in process) and settles when
- * the worker has exited. A worker that has not stopped 30 s after being asked is terminated.
+ * the worker has exited. A worker that has not stopped 30 s after being asked is
+ * terminated, except a restore's: it is waited for (it may be past the point where a
+ * file is replaced, and it stops at its own checks of the signal).
  */
 import { Worker } from 'node:worker_threads';
 import type { Settings } from '../config';
@@ -19,6 +22,8 @@ import type { RemoteSecrets, RemoteSettings } from '../store/remote/openRemote';
 import type { PreparedKey } from '../store/remote/remoteStore';
 import type { S3Credentials } from '../store/remote/s3Backend';
 import { locateDist } from '../verify/verifier';
+import type { BackupRecord } from '../model';
+import type { RestoreResult } from '../restore/restore';
 import type { PushResult } from './push';
 
 /**
@@ -35,16 +40,11 @@ export type PushSecrets =
       passphrase?: { value: string; source: string };
     };
 
-export interface PushJob {
-  /** The local backup folder. */
-  dir: string;
+/** What every job on a remote carries: the remote, its secrets and the settings. */
+export interface RemoteJobBase {
   remote: RemoteSettings;
   secrets: PushSecrets;
   settings: Settings;
-  /** Only the backups of this database. */
-  db?: string;
-  /** The remote's retention, when it has its own. */
-  retention?: Settings['retention'];
   scryptLogN?: number;
   /**
    * The passphrase's key, derived by the caller before the worker starts (RemoteStore
@@ -56,12 +56,53 @@ export interface PushJob {
   collectGarbageAtMiB?: number;
 }
 
+export interface PushJob extends RemoteJobBase {
+  /** The local backup folder. */
+  dir: string;
+  /** Only the backups of this database. */
+  db?: string;
+  /** The remote's retention, when it has its own. */
+  retention?: Settings['retention'];
+}
+
+/**
+ * Work on a remote other than a copy, for `runRemoteJob`:
+ * - 'list': the remote's backups (its listing alone), newest first;
+ * - 'verify': every backup on the remote verified (`Engine.verifyArchive`), one at a time;
+ * - 'restore': one backup restored to `to` (`Engine.restore`), the current file first
+ *   backed up into the local folder `dir`.
+ */
+export type RemoteJob = RemoteJobBase &
+  ({ op: 'list' } | { op: 'verify' } | { op: 'restore'; object: string; to: string; dir: string; force?: boolean });
+
+export interface RemoteListResult {
+  records: BackupRecord[];
+  broken: { path: string; object: string; error: string }[];
+}
+
+/** A remote's verification: how many backups it holds (broken ones included), how many failed, and their problems. */
+export interface RemoteVerifyResult {
+  total: number;
+  bad: number;
+  problems: string[];
+}
+
+/** What the worker answers, per operation. */
+export interface RemoteJobResults {
+  list: RemoteListResult;
+  verify: RemoteVerifyResult;
+  restore: RestoreResult;
+}
+
+/** What the worker is given: a copy or another job on the remote. */
+export type OffsiteWorkerJob = ({ op: 'push' } & PushJob) | RemoteJob;
+
 export type PushJobResult = PushResult & { rotation?: RotationPlan; rotationError?: string };
 
 /** Messages from the worker. */
 export type PushWorkerMessage =
   | { type: 'progress'; progress: { phase: string; done: number; total: number } }
-  | { type: 'result'; value: PushJobResult }
+  | { type: 'result'; value: PushJobResult | RemoteJobResults[keyof RemoteJobResults] }
   | { type: 'error'; reason?: BackupError['reason']; message: string; path?: string; hostKey?: HostKeyFacts; stack?: string };
 
 /** Messages to the worker. */
@@ -88,23 +129,57 @@ export function secretsOfValues(s: Extract<PushSecrets, { from: 'values' }>): Re
  * `hostKey` facts for "Trust and Retry"), BackupError 'cancelled' when `signal` aborted
  * it, or BackupError 'io' when the worker crashed or exited without an answer.
  */
-export function runPushJob(job: PushJob, o: { signal?: AbortSignal; onProgress?: ProgressListener } = {}): Promise<PushJobResult> {
+export function runPushJob(job: PushJob, o: JobOptions = {}): Promise<PushJobResult> {
+  return runWorker<PushJobResult>({ op: 'push', ...job }, { noun: 'copy', phrase: 'copy to' }, o);
+}
+
+/**
+ * Lists, verifies or restores from a remote in the worker (see `RemoteJob`); resolves
+ * with what the engine returns there, rejects as `runPushJob` does.
+ *
+ * A restore's caller holds what the engine's restore would hold in its own thread: the
+ * target's place in the per-database queue, and the target's SQLite gate (a worker's
+ * SQLite locks are this process's POSIX locks, which an open and close of the file on
+ * the caller's thread would drop; see sqlite/liveGate.ts).
+ */
+export function runRemoteJob(job: RemoteJobBase & { op: 'list' }, o?: JobOptions): Promise<RemoteListResult>;
+export function runRemoteJob(job: RemoteJobBase & { op: 'verify' }, o?: JobOptions): Promise<RemoteVerifyResult>;
+export function runRemoteJob(job: Extract<RemoteJob, { op: 'restore' }>, o?: JobOptions): Promise<RestoreResult>;
+export function runRemoteJob(job: RemoteJob, o: JobOptions = {}): Promise<RemoteJobResults[RemoteJob['op']]> {
+  const what = job.op === 'list' ? { noun: 'listing', phrase: 'listing of' } : job.op === 'verify' ? { noun: 'verification', phrase: 'verification of' } : { noun: 'restore', phrase: 'restore from' };
+  return runWorker(job, what, o);
+}
+
+interface JobOptions {
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+}
+
+/** What the job is, in errors: "copy" and "the off-site copy to <url>". */
+interface JobWords {
+  noun: string;
+  phrase: string;
+}
+
+function runWorker<T>(job: OffsiteWorkerJob, what: JobWords, o: JobOptions): Promise<T> {
   const label = job.remote.url;
-  if (o.signal?.aborted) return Promise.reject(new BackupError('cancelled', `${label}: copy cancelled`));
+  if (o.signal?.aborted) return Promise.reject(new BackupError('cancelled', `${label}: ${what.noun} cancelled`));
   let script: string;
   try {
     script = locateDist('offsiteWorker.js');
   } catch (e) {
     return Promise.reject(e);
   }
-  return new Promise<PushJobResult>((resolve, reject) => {
-    let outcome: { value: PushJobResult } | { error: unknown } | undefined;
+  return new Promise<T>((resolve, reject) => {
+    let outcome: { value: T } | { error: unknown } | undefined;
     let killer: NodeJS.Timeout | undefined;
     const worker = new Worker(script, { workerData: job });
     const onAbort = (): void => {
       worker.postMessage({ type: 'cancel' } satisfies PushWorkerCommand);
+      // A restore is waited for: ending it could leave its temp files, or end it mid-swap.
+      if (job.op === 'restore') return;
       killer ??= setTimeout(() => {
-        outcome ??= { error: new BackupError('cancelled', `${label}: copy cancelled (it did not stop within ${STOP_GRACE_MS / 1000} s and was ended)`) };
+        outcome ??= { error: new BackupError('cancelled', `${label}: ${what.noun} cancelled (it did not stop within ${STOP_GRACE_MS / 1000} s and was ended)`) };
         void worker.terminate();
       }, STOP_GRACE_MS);
     };
@@ -113,26 +188,26 @@ export function runPushJob(job: PushJob, o: { signal?: AbortSignal; onProgress?:
       if (m.type === 'progress') {
         if (!outcome) o.onProgress?.(m.progress);
       } else if (m.type === 'result') {
-        outcome ??= { value: m.value };
+        outcome ??= { value: m.value as T };
       } else {
-        outcome ??= { error: errorOf(m, label) };
+        outcome ??= { error: errorOf(m, label, what) };
       }
     });
     worker.once('error', (e) => {
-      outcome ??= { error: new BackupError('io', `the off-site copy to ${label} failed: ${e.message}`, { cause: e }) };
+      outcome ??= { error: new BackupError('io', `the off-site ${what.phrase} ${label} failed: ${e.message}`, { cause: e }) };
     });
     worker.once('exit', (code) => {
       o.signal?.removeEventListener('abort', onAbort);
       if (killer) clearTimeout(killer);
-      if (!outcome) reject(new BackupError('io', `the off-site copy to ${label} ended (worker exit code ${code}) without a result`));
+      if (!outcome) reject(new BackupError('io', `the off-site ${what.phrase} ${label} ended (worker exit code ${code}) without a result`));
       else if ('value' in outcome) resolve(outcome.value);
       else reject(outcome.error);
     });
   });
 }
 
-function errorOf(m: Extract<PushWorkerMessage, { type: 'error' }>, label: string): Error {
+function errorOf(m: Extract<PushWorkerMessage, { type: 'error' }>, label: string, what: JobWords): Error {
   if (m.hostKey) return new HostKeyError(m.hostKey, m.message);
   if (m.reason) return new BackupError(m.reason, m.message, { path: m.path });
-  return new BackupError('io', `the off-site copy to ${label} failed: ${m.message}`, { cause: Object.assign(new Error(m.message), { stack: m.stack }) });
+  return new BackupError('io', `the off-site ${what.phrase} ${label} failed: ${m.message}`, { cause: Object.assign(new Error(m.message), { stack: m.stack }) });
 }

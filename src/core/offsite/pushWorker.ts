@@ -1,7 +1,8 @@
 /**
- * The worker thread of `runPushJob` (dist/offsiteWorker.js): one off-site copy, then it
- * exits. Its progress, its result or its error go to the parent as messages; a 'cancel'
- * message aborts the copy the way an AbortSignal does in process.
+ * The worker thread of `runPushJob` and `runRemoteJob` (dist/offsiteWorker.js): one job on
+ * a remote (a copy, a listing, a verification or a restore), then it exits. Its progress,
+ * its result or its error go to the parent as messages; a 'cancel' message aborts the job
+ * the way an AbortSignal does in process.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -11,7 +12,8 @@ import { Engine } from '../engine';
 import { BackupError } from '../errors';
 import { hostKeyFactsOf } from '../store/remote/knownHosts';
 import { runPasswordCommand, secretsFromEnv } from '../store/remote/openRemote';
-import { secretsOfValues, type PushJob, type PushWorkerCommand, type PushWorkerMessage } from './pushJob';
+import type { RemoteStore } from '../store/remote/remoteStore';
+import { secretsOfValues, type OffsiteWorkerJob, type PushWorkerCommand, type PushWorkerMessage, type RemoteVerifyResult } from './pushJob';
 
 /** Progress is passed on at most this often (the last of a burst, and every phase change, still go). */
 const PROGRESS_EVERY_MS = 100;
@@ -37,7 +39,7 @@ function collectGarbage(atMiB: number | undefined): void {
   }, 50).unref();
 }
 
-async function main(job: PushJob): Promise<PushWorkerMessage> {
+async function main(job: OffsiteWorkerJob): Promise<PushWorkerMessage> {
   collectGarbage(job.collectGarbageAtMiB);
   const port = parentPort!;
   const abort = new AbortController();
@@ -72,12 +74,30 @@ async function main(job: PushJob): Promise<PushWorkerMessage> {
       }
     }, PROGRESS_EVERY_MS);
   };
+  const signal = abort.signal;
   try {
-    const value = await engine.push(job.dir, remote, job.settings, { db: job.db, signal: abort.signal, onProgress, retention: job.retention });
-    return { type: 'result', value };
+    switch (job.op) {
+      case 'push':
+        return { type: 'result', value: await engine.push(job.dir, remote, job.settings, { db: job.db, signal, onProgress, retention: job.retention }) };
+      case 'list':
+        return { type: 'result', value: await engine.listStore(remote) };
+      case 'verify':
+        return { type: 'result', value: await verifyAll(engine, remote, job.settings, signal, onProgress) };
+      case 'restore':
+        return { type: 'result', value: await engine.restore({ store: remote, object: job.object }, { to: job.to, dir: job.dir, force: job.force, settings: job.settings, signal, onProgress }) };
+      default:
+        throw new BackupError('badConfig', `unknown off-site job ${(job as { op: string }).op}`);
+    }
   } catch (e) {
-    // A cancel is one line naming the remote, whatever the copy was doing when it stopped.
-    const err = abort.signal.aborted ? new BackupError('cancelled', `${job.remote.url}: copy cancelled (the next push goes on from what is there)`, { cause: e }) : e;
+    // A cancel is one line naming the remote, whatever the job was doing when it stopped.
+    const cancelled =
+      job.op === 'push'
+        ? `${job.remote.url}: copy cancelled (the next push goes on from what is there)`
+        : job.op === 'restore'
+          ? `${job.remote.url}: restore cancelled; nothing was changed`
+          : `${job.remote.url}: ${job.op === 'list' ? 'listing' : 'verification'} cancelled`;
+    // A restore cancelled after its file was replaced resolves (the restore is done); one that rejects changed nothing.
+    const err = signal.aborted ? new BackupError('cancelled', cancelled, { cause: e }) : e;
     const hostKey = hostKeyFactsOf(err);
     if (err instanceof BackupError) return { type: 'error', reason: err.reason, message: err.message, path: err.path, hostKey };
     return { type: 'error', message: (err as Error)?.message ?? String(err), stack: (err as Error)?.stack, hostKey };
@@ -88,7 +108,31 @@ async function main(job: PushJob): Promise<PushWorkerMessage> {
   }
 }
 
-void main(workerData as PushJob).then(
+/** Every backup on the remote verified, one at a time, with its listing's broken objects counted as failed. */
+async function verifyAll(
+  engine: Engine,
+  remote: RemoteStore,
+  settings: OffsiteWorkerJob['settings'],
+  signal: AbortSignal,
+  onProgress: (p: { phase: string; done: number; total: number }) => void,
+): Promise<RemoteVerifyResult> {
+  const { records, broken } = await engine.listStore(remote);
+  const problems: string[] = broken.map((b) => `${b.object}: ${b.error}`);
+  let bad = broken.length;
+  let done = 0;
+  for (const rec of records) {
+    if (signal.aborted) throw new BackupError('cancelled', 'cancelled');
+    onProgress({ phase: `verifying ${rec.id}`, done: done++, total: records.length });
+    const v = await engine.verifyArchive({ store: remote, object: rec.object }, settings, { signal });
+    if (!v.ok) {
+      bad++;
+      problems.push(`${rec.id}: ${v.problems.slice(0, 2).join('; ')}`);
+    }
+  }
+  return { total: records.length + broken.length, bad, problems };
+}
+
+void main(workerData as OffsiteWorkerJob).then(
   (m) => {
     parentPort!.postMessage(m);
     parentPort!.close();

@@ -21,6 +21,8 @@ import { secretKey } from '../../../src/extension/offsite';
 import { OFFSITE_LAG_WARN_MS } from '../../../src/extension/statusBar';
 import type { BackupNode, Node } from '../../../src/extension/tree';
 import { s3Client, startSwift, swiftAvailable, type S3Server } from '../../fixtures/swiftServer';
+import { backupIds } from '../../fixtures/backupFiles';
+import { sqlite } from '../../fixtures/sqlite';
 import { makeShopDb, SHOP_ROWS, tableHash } from '../shopDb';
 import { SettleRecorder, until } from './settled';
 
@@ -269,6 +271,33 @@ suite('Lifeboat: off-site copies to a real S3', () => {
     assert.ok(existsSync(dbPath()));
     for (const t of Object.keys(SHOP_ROWS)) assert.equal(tableHash(dbPath(), t), hashes[t], `table ${t}`);
     assert.match(answers.asked.at(-1) ?? '', /^Restore offsite\.db from the off-site manual backup of /);
+  });
+
+  test('Restore from Off-site... over a database that exists keeps it first as a pre-restore backup in the local folder', async function () {
+    this.timeout(120_000);
+    const a = await api();
+    // A mistaken DELETE to undo; the damaged state is what the pre-restore backup must keep.
+    const table = Object.keys(SHOP_ROWS)[0];
+    sqlite(dbPath(), `DELETE FROM ${table}`);
+    assert.notEqual(tableHash(dbPath(), table), hashes[table]);
+    const before = existsSync(backupsDir()) ? backupIds(backupsDir()).length : 0;
+    const answers = new Answers([[/Restore to which file/, (v) => v ?? '']], (items) => items.find((i) => i.detail === firstId));
+    a.offsite.prompts = answers;
+    const h = monitorEventLoopDelay({ resolution: 10 });
+    h.enable();
+    const restored = await vscode.commands.executeCommand('lifeboat.restoreFromOffsite');
+    h.disable();
+    console.log(`    Restore from Off-site (listing, then the restore with its pre-restore backup, in a worker): extension host event loop delay max ${(h.max / 1e6).toFixed(0)} ms`);
+    assert.equal(restored, path.join(realpathSync(ws()), DB));
+    for (const t of Object.keys(SHOP_ROWS)) assert.equal(tableHash(dbPath(), t), hashes[t], `table ${t}`);
+    const pre = backupIds(backupsDir()).filter((id) => id.endsWith('-pre-restore'));
+    assert.equal(backupIds(backupsDir()).length, before + 1, 'one backup more: the pre-restore one');
+    assert.equal(pre.length, 1, pre.join(', '));
+    // The host sees the backup the worker made: it is in the tree, verified, and it holds the damaged state.
+    const node = await until('the pre-restore backup in the tree', () => backupNode(a, pre[0]));
+    assert.equal(node.record.manifest.verification.status, 'ok');
+    assert.equal(node.record.manifest.verification.rowCounts?.[table], 0, JSON.stringify(node.record.manifest.verification.rowCounts));
+    assert.ok(Object.keys(SHOP_ROWS).some((t) => t !== table && (node.record.manifest.verification.rowCounts?.[t] ?? 0) > 0));
   });
 
   test('when SecretStorage fails (no keyring), Set Off-site Credentials... says so and keeps them for this session only', async function () {
