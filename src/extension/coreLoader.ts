@@ -36,7 +36,7 @@ export type EngineInstance = InstanceType<Core['Engine']>;
 /** Loads the core once and builds one Engine with `logger`; every caller shares them. Safe to call repeatedly. */
 export class CoreHost {
   private loading: Promise<{ core: Core; engine: EngineInstance }> | undefined;
-  constructor(private readonly logger: Logger) {}
+  constructor(readonly logger: Logger) {}
 
   get(): Promise<{ core: Core; engine: EngineInstance }> {
     this.loading ??= loadCore().then((core) => ({ core, engine: new core.Engine({ logger: this.logger }) }));

@@ -364,7 +364,7 @@ export class OffsiteHost implements vscode.Disposable {
       // In a worker thread: the off-site libraries, the sealing and hashing of every byte sent
       // and their garbage never touch the extension host's thread (pushJob.ts).
       const work = (signal: AbortSignal | undefined, onProgress: (p: { phase: string; done: number; total: number }) => void) =>
-        core.runPushJob(job, { signal: signal ? AbortSignal.any([signal, this.stopAll.signal]) : this.stopAll.signal, onProgress });
+        core.runPushJob(job, { signal: this.stopping(signal), onProgress, logger: this.core.logger });
       const verdict = (x: PushResult) => ({ ok: !x.failed.length, message: `copied ${x.copied.length} backup(s), ${formatSize(x.bytes)}; ${x.present} already there` });
       const res = o.interactive ? await this.ops.withProgress(title, work, verdict) : await this.ops.tracked(title, undefined, work, verdict);
       this.model.invalidate(state.dir);
@@ -418,7 +418,7 @@ export class OffsiteHost implements vscode.Disposable {
   async listRemote(state: FolderState): Promise<BackupRecord[]> {
     const base = await this.remoteJobOf(state);
     const { core } = await this.core.get();
-    return (await core.runRemoteJob({ ...base, op: 'list' }, { signal: this.stopping(undefined) })).records;
+    return (await core.runRemoteJob({ ...base, op: 'list' }, { signal: this.stopping(undefined), logger: this.core.logger })).records;
   }
 
   /** After a verified local backup: a background copy when a remote and its credentials are set. */
@@ -452,7 +452,7 @@ export class OffsiteHost implements vscode.Disposable {
       const base = await this.remoteJobOf(state);
       const { core } = await this.core.get();
       const { bad, total, problems } = await this.ops.withProgress(`Lifeboat: verifying the off-site copies in ${url}`, (signal, onProgress) =>
-        core.runRemoteJob({ ...base, op: 'verify' }, { signal: this.stopping(signal), onProgress }),
+        core.runRemoteJob({ ...base, op: 'verify' }, { signal: this.stopping(signal), onProgress, logger: this.core.logger }),
       );
       const at = new Date().toISOString();
       if (bad) {
@@ -494,7 +494,7 @@ export class OffsiteHost implements vscode.Disposable {
     try {
       const base = await this.remoteJobOf(state);
       const { core, engine } = await this.core.get();
-      const { records } = await this.ops.withProgress(`Lifeboat: listing the backups in ${url}`, (signal) => core.runRemoteJob({ ...base, op: 'list' }, { signal: this.stopping(signal) }));
+      const { records } = await this.ops.withProgress(`Lifeboat: listing the backups in ${url}`, (signal) => core.runRemoteJob({ ...base, op: 'list' }, { signal: this.stopping(signal), logger: this.core.logger }));
       if (!records.length) {
         void vscode.window.showInformationMessage(`Lifeboat: ${url} holds no backups.`);
         return undefined;
@@ -531,7 +531,7 @@ export class OffsiteHost implements vscode.Disposable {
       const res = await this.ops.withProgress(`Lifeboat: restoring ${name} from ${url}`, (signal, onProgress) =>
         engine.queue.run(key, () =>
           core.withSqliteLock(key, () =>
-            core.runRemoteJob({ ...base, op: 'restore', object: chosen.record.object, to: target, dir: state.dir }, { signal: this.stopping(signal), onProgress }),
+            core.runRemoteJob({ ...base, op: 'restore', object: chosen.record.object, to: target, dir: state.dir }, { signal: this.stopping(signal), onProgress, logger: this.core.logger }),
           ),
         ),
       );

@@ -14,7 +14,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Settings } from '../config';
-import type { ProgressListener } from '../context';
+import type { LogFields, Logger, ProgressListener } from '../context';
 import { BackupError } from '../errors';
 import type { RotationPlan } from '../retention/plan';
 import { HostKeyError, type HostKeyFacts, type HostKeyPolicy } from '../store/remote/knownHosts';
@@ -102,6 +102,7 @@ export type PushJobResult = PushResult & { rotation?: RotationPlan; rotationErro
 /** Messages from the worker. */
 export type PushWorkerMessage =
   | { type: 'progress'; progress: { phase: string; done: number; total: number } }
+  | { type: 'log'; level: keyof Logger; message: string; fields?: LogFields }
   | { type: 'result'; value: PushJobResult | RemoteJobResults[keyof RemoteJobResults] }
   | { type: 'error'; reason?: BackupError['reason']; message: string; path?: string; hostKey?: HostKeyFacts; stack?: string };
 
@@ -153,6 +154,8 @@ export function runRemoteJob(job: RemoteJob, o: JobOptions = {}): Promise<Remote
 interface JobOptions {
   signal?: AbortSignal;
   onProgress?: ProgressListener;
+  /** Where the engine's log lines in the worker go (a pre-restore backup's "backup started", ...). */
+  logger?: Logger;
 }
 
 /** What the job is, in errors: "copy" and "the off-site copy to <url>". */
@@ -187,6 +190,8 @@ function runWorker<T>(job: OffsiteWorkerJob, what: JobWords, o: JobOptions): Pro
     worker.on('message', (m: PushWorkerMessage) => {
       if (m.type === 'progress') {
         if (!outcome) o.onProgress?.(m.progress);
+      } else if (m.type === 'log') {
+        o.logger?.[m.level](m.message, m.fields);
       } else if (m.type === 'result') {
         outcome ??= { value: m.value as T };
       } else {

@@ -7,7 +7,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
-import { systemClock } from '../context';
+import { systemClock, type LogFields, type Logger } from '../context';
 import { Engine } from '../engine';
 import { BackupError } from '../errors';
 import { hostKeyFactsOf } from '../store/remote/knownHosts';
@@ -46,7 +46,12 @@ async function main(job: OffsiteWorkerJob): Promise<PushWorkerMessage> {
   port.on('message', (m: PushWorkerCommand) => {
     if (m.type === 'cancel') abort.abort(new BackupError('cancelled', 'cancelled'));
   });
-  const engine = new Engine({ clock: systemClock });
+  const log =
+    (level: keyof Logger) =>
+    (message: string, fields?: LogFields): void =>
+      port.postMessage({ type: 'log', level, message, fields } satisfies PushWorkerMessage);
+  // The engine's log lines go to the caller's logger (VS Code's output channel).
+  const engine = new Engine({ clock: systemClock, logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') } });
   const secrets = job.secrets.from === 'env' ? secretsFromEnv(process.env, runPasswordCommand) : secretsOfValues(job.secrets);
   const remote = engine.remote(job.remote, secrets, { scryptLogN: job.scryptLogN, prepared: job.key });
   let sentAt = 0;

@@ -24,7 +24,7 @@ import { s3Client, startSwift, swiftAvailable, type S3Server } from '../../fixtu
 import { backupIds } from '../../fixtures/backupFiles';
 import { sqlite } from '../../fixtures/sqlite';
 import { makeShopDb, SHOP_ROWS, tableHash } from '../shopDb';
-import { SettleRecorder, until } from './settled';
+import { channelText, SettleRecorder, until } from './settled';
 
 const EXTENSION_ID = 'lifeboat.lifeboat';
 const DIR = 'backups-offsite';
@@ -298,6 +298,8 @@ suite('Lifeboat: off-site copies to a real S3', () => {
     assert.equal(node.record.manifest.verification.status, 'ok');
     assert.equal(node.record.manifest.verification.rowCounts?.[table], 0, JSON.stringify(node.record.manifest.verification.rowCounts));
     assert.ok(Object.keys(SHOP_ROWS).some((t) => t !== table && (node.record.manifest.verification.rowCounts?.[t] ?? 0) > 0));
+    // The worker's log lines reach the Lifeboat output channel.
+    await until('the pre-restore backup in the Lifeboat log', () => channelText(a).split('\n').some((l) => l.includes('backup ok:') && l.includes(pre[0])));
   });
 
   test('when SecretStorage fails (no keyring), Set Off-site Credentials... says so and keeps them for this session only', async function () {
