@@ -94,6 +94,11 @@ export const FORM_KEYS = [
   'verification.mode',
   'verification.restoreTest',
   'verification.probeQuery',
+  'offsite.url',
+  'offsite.endpoint',
+  'offsite.region',
+  'offsite.encrypt',
+  'offsite.bandwidthKiBps',
   'notifications',
 ] as const;
 export type FormKey = (typeof FORM_KEYS)[number];

@@ -68,6 +68,17 @@ const SECTIONS: { title: string; fields: FieldDef[]; preview?: 'schedule' | 'ret
     ],
   },
   {
+    // Secrets are never settings: keys and passphrases go through "Set Off-site Credentials...".
+    title: 'Off-site copy',
+    fields: [
+      { key: 'offsite.url', label: 'Remote URL (s3://, sftp:// or file://; empty: none)', kind: 'text', placeholder: 's3://my-bucket/backups' },
+      { key: 'offsite.endpoint', label: 'S3 endpoint other than AWS', kind: 'text', placeholder: 'https://<account>.r2.cloudflarestorage.com' },
+      { key: 'offsite.region', label: 'S3 region (empty: AWS_REGION or us-east-1)', kind: 'text', placeholder: 'eu-central-1' },
+      { key: 'offsite.encrypt', label: 'Encrypt a new remote (age, with a passphrase)', kind: 'bool' },
+      { key: 'offsite.bandwidthKiBps', label: 'Upload limit, KiB/s (0 = none)', kind: 'int' },
+    ],
+  },
+  {
     title: 'Notifications',
     fields: [
       {

@@ -20,6 +20,11 @@ export const SETTINGS = {
   'verification.mode': 'auto',
   'verification.restoreTest': true,
   'verification.probeQuery': '',
+  'offsite.url': '',
+  'offsite.endpoint': '',
+  'offsite.region': '',
+  'offsite.encrypt': true,
+  'offsite.bandwidthKiBps': 0,
   notifications: 'failures',
 };
 

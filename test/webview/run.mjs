@@ -328,6 +328,27 @@ window.acquireVsCodeApi = () => ({
     await close();
   });
 
+  test('the off-site section: a URL of another scheme is refused beside its field; a valid one is saved with the rest', async () => {
+    const { page, close } = await openPage();
+    await notify(page, 'panel/state/didChange', state);
+    await page.locator('fieldset', { hasText: 'Off-site copy' }).waitFor();
+    assert.equal(await field(page, 'offsite.encrypt').evaluate((e) => e.checked), true);
+    await typeInto(page, 'offsite.url', 'ftp://nas/backups');
+    await page.locator('#f-offsite-url-error').getByText(/must be an s3:\/\/bucket\/prefix, sftp:\/\/user@host\/path or file:\/\/\/folder URL/).waitFor();
+    await typeInto(page, 'offsite.url', 's3://my-bucket/app');
+    await typeInto(page, 'offsite.endpoint', 'http://127.0.0.1:9000');
+    await page.waitForFunction(() => document.querySelector('#f-offsite-url-error')?.textContent === '');
+    assert.equal(await field(page, 'offsite.url').evaluate((e) => e.invalid), false);
+    await clearSent(page);
+    await page.locator('#settings-save').click();
+    const save = await waitSent(page, (m) => m.method === 'settings/values/save', 'a save request');
+    assert.equal(save.params.values['offsite.url'], 's3://my-bucket/app');
+    assert.equal(save.params.values['offsite.endpoint'], 'http://127.0.0.1:9000');
+    assert.equal(save.params.values['offsite.encrypt'], true);
+    await page.locator('.form-status').getByText('Saved 2 settings to Workspace settings.').waitFor();
+    await close();
+  });
+
   test('a failed Request rejects the caller: the preview says why', async () => {
     const { page, close } = await openPage();
     await page.evaluate(() => (window.__failNext['settings/retention/preview'] = 'the backups could not be listed'));
