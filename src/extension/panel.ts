@@ -34,6 +34,8 @@ const TARGET: Record<SettingsScope, vscode.ConfigurationTarget> = {
 
 /** Log entries read per backup directory for the statistics (failures, last success). */
 const LOG_LIMIT = 2000;
+/** Progress updates to the panel: at most one per this many ms (an operation's start and end go at once). */
+const PROGRESS_EVERY_MS = 100;
 
 /**
  * The "Settings and Statistics" panel host: one webview panel running the app in
@@ -52,6 +54,8 @@ export class PanelHost implements vscode.Disposable {
   private readonly subs: vscode.Disposable[] = [];
   private stateTimer: NodeJS.Timeout | undefined;
   private progressTimer: NodeJS.Timeout | undefined;
+  /** When progress was last posted (Date.now()). */
+  private progressPostedAt = 0;
   private readonly running = new Map<number, OperationView>();
   private lastOperation: OperationView | undefined;
   private readonly posted = new vscode.EventEmitter<HostMessage>();
@@ -337,20 +341,27 @@ export class PanelHost implements vscode.Disposable {
 
   private onProgress(e: OperationEvent): void {
     const op: OperationView = { id: e.id, title: e.title, phase: e.phase, done: e.done, total: e.total, result: e.end };
+    const started = !e.end && !this.running.has(e.id);
     if (e.end) {
       this.running.delete(e.id);
       this.lastOperation = op;
     } else {
       this.running.set(e.id, op);
     }
-    // Progress can fire per chunk; a few updates a second are plenty, but an end is sent at once.
-    if (e.end) this.postProgress();
-    else this.progressTimer ??= setTimeout(() => this.postProgress(), 100);
+    // Progress can fire per chunk; a few updates a second are plenty. An operation's start
+    // and its end are sent at once, so that a short operation is seen running, not only ended.
+    if (e.end || started) this.postProgress();
+    else if (!this.progressTimer) {
+      const wait = this.progressPostedAt + PROGRESS_EVERY_MS - Date.now();
+      if (wait <= 0) this.postProgress();
+      else this.progressTimer = setTimeout(() => this.postProgress(), wait);
+    }
   }
 
   private postProgress(): void {
     if (this.progressTimer) clearTimeout(this.progressTimer);
     this.progressTimer = undefined;
+    this.progressPostedAt = Date.now();
     if (!this.canPost()) return;
     const params: ProgressState = { running: [...this.running.values()], last: this.lastOperation };
     this.post({ kind: 'notification', method: 'panel/progress/didChange', params });
