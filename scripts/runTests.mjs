@@ -132,6 +132,23 @@ function tapCounts(text) {
 
 mkdirSync('test-results', { recursive: true });
 rmSync('test-results/summary-node.json', { force: true });
+/** True while process `pid` exists (EPERM: it exists, as another user's). */
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return e.code === 'EPERM';
+  }
+}
+
+// The temp folders of earlier runs that were killed before they could remove them: each
+// folder's name carries its runner's pid, and a folder whose runner is gone is removed.
+for (const n of readdirSync(os.tmpdir())) {
+  const m = /^lifeboat-tests-[a-z0-9]+-(\d+)-/.exec(n);
+  if (m && Number(m[1]) !== process.pid && !alive(Number(m[1]))) rmSync(path.join(os.tmpdir(), n), { recursive: true, force: true });
+}
+
 let failedRuns = 0;
 const lines = [];
 for (const r of runs) {
@@ -143,8 +160,9 @@ for (const r of runs) {
   // the system's temp folder by design (a remote's scratch folder, one per URL, and the
   // description it remembers there) would otherwise pile up there, one per test remote.
   // Open to all like /tmp itself (sticky, world-writable): some tests run a process as
-  // another user on files under it (mkdtemp makes it 0700).
-  const tmp = mkdtempSync(path.join(os.tmpdir(), `lifeboat-tests-${r.name}-`));
+  // another user on files under it (mkdtemp makes it 0700). Named with this runner's pid,
+  // so that a later run removes it if this one is killed first (above).
+  const tmp = mkdtempSync(path.join(os.tmpdir(), `lifeboat-tests-${r.name}-${process.pid}-`));
   chmodSync(tmp, 0o1777);
   const run = spawnSync(
     r.exe,
