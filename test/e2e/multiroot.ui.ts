@@ -65,7 +65,16 @@ function settingsFile(dirs: RunDirs, name: FolderName): string {
 }
 
 function cli(...args: string[]): string {
-  return execFileSync(process.execPath, [path.join(REPO_ROOT, 'dist', 'cli.js'), ...args], { encoding: 'utf8', stdio: 'pipe', timeout: 60_000 });
+  return runCli(args);
+}
+
+/** The CLI with the run's own temp folder: what it keeps there for a remote (its scratch folder) goes with the run. */
+function cliIn(dirs: RunDirs, ...args: string[]): string {
+  return runCli(args, { ...process.env, TMPDIR: dirs.tmp });
+}
+
+function runCli(args: string[], env?: NodeJS.ProcessEnv): string {
+  return execFileSync(process.execPath, [path.join(REPO_ROOT, 'dist', 'cli.js'), ...args], { encoding: 'utf8', stdio: 'pipe', timeout: 60_000, env });
 }
 
 interface Listed {
@@ -332,7 +341,7 @@ export const checks: UiCheck[] = [
         writeFileSync(file, JSON.stringify({ ...j, 'lifeboat.offsite.url': urlOf(name), 'lifeboat.offsite.encrypt': false }, null, 2));
       }
       // blog's two backups copied to blog's remote by the real CLI; shop's remote stays empty.
-      cli('push', blogDb, '--dir', blogDir, '--to', urlOf('blog'), '--no-encrypt');
+      cliIn(dirs, 'push', blogDb, '--dir', blogDir, '--to', urlOf('blog'), '--no-encrypt');
       const copied = readdirSync(remote('blog')).filter((n) => n.endsWith('.zip'));
       assert.equal(copied.length, 2, copied.join(', '));
       // The tree has read the new settings once blog's rows say off-site.
@@ -381,7 +390,7 @@ export const checks: UiCheck[] = [
       assert.equal(pre.length, 1, JSON.stringify(listed(blogDir)));
       assert.deepEqual(listed(path.join(folder(dirs, 'shop'), DIR.shop)).filter((b) => b.kind === 'pre-restore'), []);
       const back = path.join(dirs.tmp, 'pre-restore-check.db');
-      cli('restore', pre[0].path, '--to', back);
+      cliIn(dirs, 'restore', pre[0].path, '--to', back);
       assert.equal(query<{ n: number }>(back, 'SELECT count(*) AS n FROM items;')[0].n, 10);
       await page.mouse.move(5, 5);
       await screenshot('lifeboat-multiroot-restored-offsite');
