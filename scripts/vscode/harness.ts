@@ -516,6 +516,8 @@ export interface TreeRow {
   level: number;
   expanded: boolean | undefined;
   ariaLabel: string;
+  /** The row's place on screen (its `data-index`), which is not its place in the DOM. */
+  index: number;
 }
 
 /** The tree view list named `viewName` (the view's title, e.g. "Backups"). */
@@ -536,7 +538,7 @@ export async function readTreeRows(page: Page, viewName: string): Promise<TreeRo
       rows
         .map((r, i) => ({ r, at: Number(r.getAttribute('data-index') ?? i) }))
         .sort((a, b) => a.at - b.at)
-        .map(({ r }) => {
+        .map(({ r, at }) => {
           const text = (sel: string): string => (r.querySelector(sel)?.textContent ?? '').trim();
           const exp = r.getAttribute('aria-expanded');
           return {
@@ -545,9 +547,18 @@ export async function readTreeRows(page: Page, viewName: string): Promise<TreeRo
             level: Number(r.getAttribute('aria-level') ?? '1'),
             expanded: exp === null ? undefined : exp === 'true',
             ariaLabel: r.getAttribute('aria-label') ?? '',
+            index: at,
           };
         }),
     );
+}
+
+/**
+ * The rendered row `row` of a tree view, found by its place on screen: `nth` on the rows
+ * would count in DOM order, which a refresh can make differ from it.
+ */
+export function treeRowLocator(page: Page, viewName: string, row: TreeRow): Locator {
+  return treeList(page, viewName).locator(`.monaco-list-row[data-index="${row.index}"]`);
 }
 
 /**

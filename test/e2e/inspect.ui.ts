@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Frame, Page } from 'playwright-core';
-import { animationsDone, dismissToasts, openViewContainer, readTreeRows, runCommand, treeList, until, waitForNotification, waitForTree, type RunDirs, type UiCheck } from '../../scripts/vscode/harness';
+import { animationsDone, dismissToasts, openViewContainer, readTreeRows, runCommand, treeRowLocator, until, waitForNotification, waitForTree, type RunDirs, type UiCheck } from '../../scripts/vscode/harness';
 import { backupIds } from '../fixtures/backupFiles';
 import { query } from '../fixtures/sqlite';
 import { changeShopDb, makeShopDb, SHOP_DIFF, SHOP_ROWS, tableHash } from '../vscode/shopDb';
@@ -84,7 +84,7 @@ export const checks: UiCheck[] = [
       writeFileSync(ordersAtBackup(dirs), tableHash(dbFile(dirs), 'orders'));
       await dismissToasts(page);
 
-      const row = treeList(page, VIEW).locator('.monaco-list-row').nth(rows.findIndex((r) => r.level === 3));
+      const row = treeRowLocator(page, VIEW, rows.find((r) => r.level === 3)!);
       await row.click({ button: 'right' });
       const item = page.locator('.context-view .action-item', { hasText: /^Open Backup/ }).first();
       await item.waitFor({ state: 'visible' });

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
-import { animationsDone, dismissToasts, openViewContainer, readStatusBar, readTreeRows, runCommand, treeList, until, waitForNotification, waitForTree, type UiCheck } from '../../scripts/vscode/harness';
+import { animationsDone, dismissToasts, openViewContainer, readStatusBar, readTreeRows, runCommand, treeRowLocator, until, waitForNotification, waitForTree, type UiCheck } from '../../scripts/vscode/harness';
 import { backupIds, snapshotIds } from '../fixtures/backupFiles';
 import { query, sqlite } from '../fixtures/sqlite';
 
@@ -85,7 +85,8 @@ export const checks: UiCheck[] = [
       await dismissToasts(page);
       const rows = await rowsWhen(page, (l) => l.includes('Manual'), 'no Manual tier');
       const idx = rows.findIndex((r) => r.label === 'Manual') + 1;
-      const row = treeList(page, VIEW).locator('.monaco-list-row').nth(idx);
+      assert.ok(rows[idx]?.level === 3, `no backup row under Manual: ${JSON.stringify(rows)}`);
+      const row = treeRowLocator(page, VIEW, rows[idx]);
       await row.click({ button: 'right' });
       const item = page.locator('.context-view .action-item', { hasText: 'Restore Backup...' }).first();
       await item.waitFor({ state: 'visible' });
