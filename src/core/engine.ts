@@ -26,7 +26,8 @@ import { openRemote, type RemoteSecrets, type RemoteSettings } from './store/rem
 import type { PreparedKey, RemoteStore } from './store/remote/remoteStore';
 import type { BackupStore } from './store/store';
 import { pushBackups, type PushOptions, type PushResult } from './offsite/push';
-import { restoreTest, verifyBackup, type VerifyResult } from './verify/backupCheck';
+import { offsiteRestoreTestIn, restoreTest, verifyBackup, type VerifyResult } from './verify/backupCheck';
+import type { OffsiteTestOutcome } from './verify/offsiteSource';
 
 export { LIFEBOAT_VERSION };
 export type { BackupOptions, BackupResult, BrowseResult, DatabaseImage, DiffOptions, DiffReport, ExportOptions, ExportResult, RestoreOptions, RestoreResult, RowsPage, RowsRestoreOptions, RowsRestoreOutcome, TableRestoreOptions, TableRestoreOutcome, VerifyResult };
@@ -97,11 +98,21 @@ export class Engine {
   /**
    * The rolling restore test of a backup directory: see `restoreTest`. Now and then it
    * takes the backup from the directory's off-site store (`o.offsite`, else the one a front
-   * end registered with `provideOffsiteRestoreStore`); the result's `from` names it.
+   * end registered with `provideOffsiteRestoreSource`); the result's `from` names it.
    * Resolves undefined when it has no backup. Never deletes anything.
    */
   restoreTest(dir: string, settings: Settings, o: Parameters<typeof restoreTest>[4] = {}): Promise<VerifyResult | undefined> {
     return restoreTest(this, this.catalog(dir), (r) => formatNamed(r.format), settings, o);
+  }
+
+  /**
+   * The off-site half of the rolling restore test on an open off-site store, when its
+   * newest restore test is at least `o.afterMs` old: see `offsiteRestoreTestIn` (the
+   * off-site worker runs it; the local bookkeeping stays with `restoreTest`). Does not
+   * close the store.
+   */
+  offsiteRestoreTest(store: BackupStore, settings: Settings, o: { afterMs: number; signal?: AbortSignal; onProgress?: ProgressListener }): Promise<OffsiteTestOutcome> {
+    return offsiteRestoreTestIn(this, store, (r) => formatNamed(r.format), settings, o);
   }
 
   /**

@@ -8,13 +8,12 @@ import type { PushResult } from '../core/offsite/push';
 import { defaultKnownHostsFiles, hostKeyFactsOf, recordHostKey, type HostKeyPolicy } from '../core/store/remote/knownHosts';
 import type { RemoteSettings } from '../core/store/remote/openRemote';
 import type { PushJob, PushSecrets, RemoteJobBase } from '../core/offsite/pushJob';
-import type { RemoteStore } from '../core/store/remote/remoteStore';
 import type { BackupsModel } from './backupsModel';
 import { COMMANDS } from './commandIds';
 import type { CoreHost } from './coreLoader';
 import type { FolderState, Folders } from './folders';
 import { formatBytes as formatSize } from '../core/units';
-import { provideOffsiteRestoreStore } from '../core/verify/offsiteSource';
+import { provideOffsiteRestoreSource, type OffsiteRestoreTester, type OffsiteTestOptions, type OffsiteTestOutcome } from '../core/verify/offsiteSource';
 import { formatLocal } from './format';
 import type { Operations } from './operations';
 
@@ -127,18 +126,31 @@ export class OffsiteHost implements vscode.Disposable {
   ) {
     // The weekly restore test takes every other backup from the folder's off-site store,
     // when it has one and its credentials are stored.
-    this.restoreSource = provideOffsiteRestoreStore((dir) => this.restoreTestRemote(dir));
+    this.restoreSource = provideOffsiteRestoreSource((dir) => this.restoreTestSource(dir));
   }
 
   /**
-   * The off-site store the weekly restore test of backup folder `dir` may take its backup
-   * from: the folder's remote when it has a URL and stored credentials (or needs none);
-   * undefined otherwise. The caller closes it.
+   * How the weekly restore test of backup folder `dir` tests its off-site store: the
+   * folder's remote when it has a URL and stored credentials (or needs none), tested in the
+   * off-site worker (the local bookkeeping stays with the engine's `restoreTest`);
+   * undefined otherwise. Contacts nothing until its `restoreTest` runs.
    */
-  async restoreTestRemote(dir: string): Promise<RemoteStore | undefined> {
+  async restoreTestSource(dir: string): Promise<OffsiteRestoreTester | undefined> {
     const state = (await this.folders.resolve()).find((s) => s.dir === dir);
     if (!state?.settings.offsite.url || !(await this.configured(state))) return undefined;
-    return this.remoteOf(state);
+    return { url: state.settings.offsite.url, restoreTest: (o) => this.restoreTestRemote(state, o) };
+  }
+
+  /**
+   * The off-site half of a restore test of `state`'s remote, in a worker: opening the
+   * remote, restoring and verifying its backup, recording the result there. Unlike a
+   * restore it holds nothing here (no queue place, no SQLite gate): its SQLite opens only
+   * an image in a scratch file of its own. Dispose cancels it.
+   */
+  private async restoreTestRemote(state: FolderState, o: OffsiteTestOptions): Promise<OffsiteTestOutcome> {
+    const base = await this.remoteJobOf(state, false);
+    const { core } = await this.core.get();
+    return core.runRemoteJob({ ...base, settings: o.settings, op: 'restoreTest', now: o.now, afterMs: o.afterMs }, { signal: this.stopping(o.signal), onProgress: o.onProgress, logger: this.core.logger });
   }
 
   /** The known_hosts policy in force (see `knownHosts`). */
@@ -264,21 +276,17 @@ export class OffsiteHost implements vscode.Disposable {
     return place;
   }
 
-  /** A remote for `state`'s settings and stored credentials. BackupError 'badConfig' when there is no URL or no credentials. */
-  async remoteOf(state: FolderState): Promise<RemoteStore> {
-    const { remote, secrets } = await this.remoteSpec(state);
-    const { core, engine } = await this.core.get();
-    return engine.remote(remote, core.secretsOfValues(secrets));
-  }
-
   /**
-   * What a listing, verification or restore from `state`'s remote runs with, as data for its
-   * worker (pushJob.ts): none of the remote's work runs on the extension host's thread.
+   * What a job on `state`'s remote (a copy, a listing, a verification, a restore or a
+   * restore test) runs with, as data for its worker (pushJob.ts): none of the remote's work
+   * runs on the extension host's thread. The passphrase's key is derived here, on libuv's
+   * pool, before the worker starts; only a copy (`createKey`) may create the remote's key.
+   * BackupError 'badConfig' when there is no URL or no credentials.
    */
-  private async remoteJobOf(state: FolderState): Promise<RemoteJobBase> {
+  private async remoteJobOf(state: FolderState, createKey: boolean): Promise<RemoteJobBase> {
     const { remote, secrets } = await this.remoteSpec(state);
     const { core, engine } = await this.core.get();
-    const key = await engine.remote(remote, core.secretsOfValues(secrets)).prepareKey(false);
+    const key = await engine.remote(remote, core.secretsOfValues(secrets)).prepareKey(createKey);
     return { remote, secrets, settings: state.settings, key };
   }
 
@@ -289,11 +297,7 @@ export class OffsiteHost implements vscode.Disposable {
 
   /** What a copy of `state`'s backups runs with, as data for its worker. */
   private async pushJobOf(state: FolderState, db: string | undefined): Promise<PushJob> {
-    const { remote, secrets } = await this.remoteSpec(state);
-    const { core, engine } = await this.core.get();
-    // The passphrase's key is derived here, on libuv's pool, before the worker starts (pushJob.ts).
-    const key = await engine.remote(remote, core.secretsOfValues(secrets)).prepareKey(true);
-    return { dir: state.dir, remote, secrets, settings: state.settings, db, key, retention: { ...state.settings.retention, ...state.settings.offsite.retention } };
+    return { ...(await this.remoteJobOf(state, true)), dir: state.dir, db, retention: { ...state.settings.retention, ...state.settings.offsite.retention } };
   }
 
   /** The remote's settings and secrets (as values) for `state`. BackupError 'badConfig' when there is no URL or no credentials. */
@@ -416,7 +420,7 @@ export class OffsiteHost implements vscode.Disposable {
 
   /** The backups in `state`'s remote, newest first (its listing alone; no local catalog). Throws as the remote does. */
   async listRemote(state: FolderState): Promise<BackupRecord[]> {
-    const base = await this.remoteJobOf(state);
+    const base = await this.remoteJobOf(state, false);
     const { core } = await this.core.get();
     return (await core.runRemoteJob({ ...base, op: 'list' }, { signal: this.stopping(undefined), logger: this.core.logger })).records;
   }
@@ -449,7 +453,7 @@ export class OffsiteHost implements vscode.Disposable {
   private async verifyRemote(state: FolderState): Promise<number | undefined> {
     const url = state.settings.offsite.url;
     try {
-      const base = await this.remoteJobOf(state);
+      const base = await this.remoteJobOf(state, false);
       const { core } = await this.core.get();
       const { bad, total, problems } = await this.ops.withProgress(`Lifeboat: verifying the off-site copies in ${url}`, (signal, onProgress) =>
         core.runRemoteJob({ ...base, op: 'verify' }, { signal: this.stopping(signal), onProgress, logger: this.core.logger }),
@@ -492,7 +496,7 @@ export class OffsiteHost implements vscode.Disposable {
   private async restoreFrom(state: FolderState): Promise<string | undefined> {
     const url = state.settings.offsite.url;
     try {
-      const base = await this.remoteJobOf(state);
+      const base = await this.remoteJobOf(state, false);
       const { core, engine } = await this.core.get();
       const { records } = await this.ops.withProgress(`Lifeboat: listing the backups in ${url}`, (signal) => core.runRemoteJob({ ...base, op: 'list' }, { signal: this.stopping(signal), logger: this.core.logger }));
       if (!records.length) {

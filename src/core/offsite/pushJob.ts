@@ -3,8 +3,9 @@
  * of it runs on the caller's thread: not the S3, SFTP and age libraries loading (a tenth
  * of a second and more of parsing), not the sealing, hashing and decrypting of every byte
  * sent or received, not the garbage they leave. The extension host and the CLI both copy
- * this way (`runPushJob`); the extension host also lists, verifies and restores from a
- * remote this way (`runRemoteJob`). The caller's event loop only passes progress on.
+ * this way (`runPushJob`); the extension host also lists, verifies, restores from and
+ * restore-tests a remote this way (`runRemoteJob`). The caller's event loop only passes
+ * progress on.
  *
  * Cancelling asks the worker to stop (a copy aborts its uploads, removes what it left
  * unfinished and releases the remote's lock, as `signal` does in process) and settles when
@@ -22,8 +23,9 @@ import type { RemoteSecrets, RemoteSettings } from '../store/remote/openRemote';
 import type { PreparedKey } from '../store/remote/remoteStore';
 import type { S3Credentials } from '../store/remote/s3Backend';
 import { locateDist } from '../verify/verifier';
-import type { BackupRecord } from '../model';
+import type { Engine } from '../engine';
 import type { RestoreResult } from '../restore/restore';
+import type { OffsiteTestOutcome } from '../verify/offsiteSource';
 import type { PushResult } from './push';
 
 /**
@@ -70,15 +72,17 @@ export interface PushJob extends RemoteJobBase {
  * - 'list': the remote's backups (its listing alone), newest first;
  * - 'verify': every backup on the remote verified (`Engine.verifyArchive`), one at a time;
  * - 'restore': one backup restored to `to` (`Engine.restore`), the current file first
- *   backed up into the local folder `dir`.
+ *   backed up into the local folder `dir`;
+ * - 'restoreTest': the off-site half of the rolling restore test (`Engine.offsiteRestoreTest`):
+ *   the remote's backup due for it restored and verified when the remote's newest test is
+ *   at least `afterMs` old, recorded on the remote. The worker's clock runs on from `now`,
+ *   the caller's clock at the start. The local bookkeeping stays with the caller's `restoreTest`.
  */
 export type RemoteJob = RemoteJobBase &
-  ({ op: 'list' } | { op: 'verify' } | { op: 'restore'; object: string; to: string; dir: string; force?: boolean });
+  ({ op: 'list' } | { op: 'verify' } | { op: 'restore'; object: string; to: string; dir: string; force?: boolean } | { op: 'restoreTest'; now: number; afterMs: number });
 
-export interface RemoteListResult {
-  records: BackupRecord[];
-  broken: { path: string; object: string; error: string }[];
-}
+/** A remote's listing: what `Engine.listStore` resolves. */
+export type RemoteListResult = Awaited<ReturnType<Engine['listStore']>>;
 
 /** A remote's verification: how many backups it holds (broken ones included), how many failed, and their problems. */
 export interface RemoteVerifyResult {
@@ -92,6 +96,7 @@ export interface RemoteJobResults {
   list: RemoteListResult;
   verify: RemoteVerifyResult;
   restore: RestoreResult;
+  restoreTest: OffsiteTestOutcome;
 }
 
 /** What the worker is given: a copy or another job on the remote. */
@@ -135,21 +140,30 @@ export function runPushJob(job: PushJob, o: JobOptions = {}): Promise<PushJobRes
 }
 
 /**
- * Lists, verifies or restores from a remote in the worker (see `RemoteJob`); resolves
- * with what the engine returns there, rejects as `runPushJob` does.
+ * Lists, verifies, restores from or restore-tests a remote in the worker (see
+ * `RemoteJob`); resolves with what the engine returns there, rejects as `runPushJob` does.
  *
  * A restore's caller holds what the engine's restore would hold in its own thread: the
  * target's place in the per-database queue, and the target's SQLite gate (a worker's
  * SQLite locks are this process's POSIX locks, which an open and close of the file on
- * the caller's thread would drop; see sqlite/liveGate.ts).
+ * the caller's thread would drop; see sqlite/liveGate.ts). A restore test needs neither:
+ * its SQLite opens only an image in a scratch file of its own.
  */
 export function runRemoteJob(job: RemoteJobBase & { op: 'list' }, o?: JobOptions): Promise<RemoteListResult>;
 export function runRemoteJob(job: RemoteJobBase & { op: 'verify' }, o?: JobOptions): Promise<RemoteVerifyResult>;
 export function runRemoteJob(job: Extract<RemoteJob, { op: 'restore' }>, o?: JobOptions): Promise<RestoreResult>;
+export function runRemoteJob(job: Extract<RemoteJob, { op: 'restoreTest' }>, o?: JobOptions): Promise<OffsiteTestOutcome>;
 export function runRemoteJob(job: RemoteJob, o: JobOptions = {}): Promise<RemoteJobResults[RemoteJob['op']]> {
-  const what = job.op === 'list' ? { noun: 'listing', phrase: 'listing of' } : job.op === 'verify' ? { noun: 'verification', phrase: 'verification of' } : { noun: 'restore', phrase: 'restore from' };
-  return runWorker(job, what, o);
+  return runWorker(job, JOB_WORDS[job.op], o);
 }
+
+/** Each remote job, in errors. */
+const JOB_WORDS: Record<RemoteJob['op'], JobWords> = {
+  list: { noun: 'listing', phrase: 'listing of' },
+  verify: { noun: 'verification', phrase: 'verification of' },
+  restore: { noun: 'restore', phrase: 'restore from' },
+  restoreTest: { noun: 'restore test', phrase: 'restore test of' },
+};
 
 interface JobOptions {
   signal?: AbortSignal;

@@ -1,13 +1,13 @@
 /**
  * The worker thread of `runPushJob` and `runRemoteJob` (dist/offsiteWorker.js): one job on
- * a remote (a copy, a listing, a verification or a restore), then it exits. Its progress,
- * its result or its error go to the parent as messages; a 'cancel' message aborts the job
- * the way an AbortSignal does in process.
+ * a remote (a copy, a listing, a verification, a restore or a restore test), then it
+ * exits. Its progress, its result or its error go to the parent as messages; a 'cancel'
+ * message aborts the job the way an AbortSignal does in process.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
-import { systemClock, type LogFields, type Logger } from '../context';
+import { systemClock, type Clock, type LogFields, type Logger } from '../context';
 import { Engine } from '../engine';
 import { BackupError } from '../errors';
 import { hostKeyFactsOf } from '../store/remote/knownHosts';
@@ -51,7 +51,7 @@ async function main(job: OffsiteWorkerJob): Promise<PushWorkerMessage> {
     (message: string, fields?: LogFields): void =>
       port.postMessage({ type: 'log', level, message, fields } satisfies PushWorkerMessage);
   // The engine's log lines go to the caller's logger (VS Code's output channel).
-  const engine = new Engine({ clock: systemClock, logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') } });
+  const engine = new Engine({ clock: job.op === 'restoreTest' ? clockFrom(job.now) : systemClock, logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') } });
   const secrets = job.secrets.from === 'env' ? secretsFromEnv(process.env, runPasswordCommand) : secretsOfValues(job.secrets);
   const remote = engine.remote(job.remote, secrets, { scryptLogN: job.scryptLogN, prepared: job.key });
   let sentAt = 0;
@@ -90,6 +90,8 @@ async function main(job: OffsiteWorkerJob): Promise<PushWorkerMessage> {
         return { type: 'result', value: await verifyAll(engine, remote, job.settings, signal, onProgress) };
       case 'restore':
         return { type: 'result', value: await engine.restore({ store: remote, object: job.object }, { to: job.to, dir: job.dir, force: job.force, settings: job.settings, signal, onProgress }) };
+      case 'restoreTest':
+        return { type: 'result', value: await engine.offsiteRestoreTest(remote, job.settings, { afterMs: job.afterMs, signal, onProgress }) };
       default:
         throw new BackupError('badConfig', `unknown off-site job ${(job as { op: string }).op}`);
     }
@@ -100,7 +102,7 @@ async function main(job: OffsiteWorkerJob): Promise<PushWorkerMessage> {
         ? `${job.remote.url}: copy cancelled (the next push goes on from what is there)`
         : job.op === 'restore'
           ? `${job.remote.url}: restore cancelled; nothing was changed`
-          : `${job.remote.url}: ${job.op === 'list' ? 'listing' : 'verification'} cancelled`;
+          : `${job.remote.url}: ${job.op === 'list' ? 'listing' : job.op === 'verify' ? 'verification' : 'restore test'} cancelled`;
     // A restore cancelled after its file was replaced resolves (the restore is done); one that rejects changed nothing.
     const err = signal.aborted ? new BackupError('cancelled', cancelled, { cause: e }) : e;
     const hostKey = hostKeyFactsOf(err);
@@ -111,6 +113,12 @@ async function main(job: OffsiteWorkerJob): Promise<PushWorkerMessage> {
     await remote.close().catch(() => undefined);
     port.removeAllListeners('message');
   }
+}
+
+/** The caller's clock carried into this thread: `now` (epoch ms) at the job's start, then running on in real time. */
+function clockFrom(now: number): Clock {
+  const offset = now - Date.now();
+  return { now: () => new Date(Date.now() + offset), sleep: systemClock.sleep };
 }
 
 /** Every backup on the remote verified, one at a time, with its listing's broken objects counted as failed. */

@@ -11,7 +11,8 @@ import { META_FOLDER } from '../store/localDirStore';
 import { scratchFile } from '../store/store';
 import { isoLocal } from '../time';
 import { verifyOptions } from './fromSettings';
-import { offsiteRestoreStore, type OffsiteRestoreStore } from './offsiteSource';
+import type { BackupStore } from '../store/store';
+import { isOffsiteTester, offsiteRestoreSource, type OffsiteRestoreSource, type OffsiteTestOutcome } from './offsiteSource';
 import { damagedPacks, failedReport, markDamaged } from './packDamage';
 import { compareWithManifest, verifyImage } from './verifier';
 
@@ -43,10 +44,12 @@ export interface RestoreTestOptions {
   signal?: AbortSignal;
   onProgress?: ProgressListener;
   /**
-   * Opens the directory's off-site store (undefined: none, or no secrets for it). Default:
-   * what a front end registered with `provideOffsiteRestoreStore`.
+   * The directory's off-site copy (undefined: none, or no secrets for it): an open store,
+   * tested in this thread (`offsiteRestoreTestIn`) and closed, or a tester that runs that
+   * half elsewhere (VS Code: the off-site worker). Default: what a front end registered
+   * with `provideOffsiteRestoreSource`.
    */
-  offsite?: () => Promise<OffsiteRestoreStore | undefined>;
+  offsite?: () => Promise<OffsiteRestoreSource | undefined>;
   /** Default OFFSITE_RESTORE_TEST_AFTER_MS. */
   offsiteAfterMs?: number;
 }
@@ -174,22 +177,24 @@ async function newestRestoreTest(catalog: Catalog): Promise<number> {
  * and log) and, for an off-site test, in the local state and log too (`from`: the URL), so
  * that the schedule sees a test was done. An off-site store that cannot be reached is
  * logged (warn) and the local folder is tested instead (`offsiteError`). Resolves
- * undefined when there is no backup to test. Never deletes anything.
+ * undefined when there is no backup to test; rejects with BackupError 'cancelled' (nothing
+ * recorded as failed) when `o.signal` aborts. Never deletes anything.
  */
 export async function restoreTest(deps: VerifyDeps, local: Catalog, formatOf: (r: BackupRecord) => BackupFormat, settings: Settings, o: RestoreTestOptions = {}): Promise<VerifyResult | undefined> {
   const opts: Opts = { signal: o.signal, onProgress: o.onProgress };
-  let remote: OffsiteRestoreStore | undefined;
+  let url: string | undefined;
   let offsiteError: string | undefined;
   try {
-    remote = await (o.offsite ? o.offsite() : offsiteRestoreStore(local.dir, settings));
-    if (remote) {
-      const rc = new Catalog(remote, { clock: deps.clock });
-      const due = (await newestRestoreTest(rc)) <= deps.clock.now().getTime() - (o.offsiteAfterMs ?? OFFSITE_RESTORE_TEST_AFTER_MS);
-      const res = due ? await restoreTestIn(deps, rc, formatOf, settings, opts) : undefined;
+    const source = await (o.offsite ? o.offsite() : offsiteRestoreSource(local.dir, settings));
+    if (source) {
+      url = source.url;
+      const afterMs = o.offsiteAfterMs ?? OFFSITE_RESTORE_TEST_AFTER_MS;
+      const outcome = await offsiteHalf(deps, source, formatOf, settings, { ...opts, afterMs });
+      const res = 'tested' in outcome ? outcome.tested : undefined;
       if (res?.record) {
-        const url = remote.url;
+        const from = url;
         const t = res.record.state.lastRestoreTest!;
-        const mine: RestoreTestState = { ...t, detail: `from ${url}: ${t.detail ?? ''}`.replace(/: $/, ''), from: url };
+        const mine: RestoreTestState = { ...t, detail: `from ${from}: ${t.detail ?? ''}`.replace(/: $/, ''), from };
         await local.updateState(res.record.id, (s) => {
           s.lastRestoreTest = mine;
         });
@@ -198,21 +203,45 @@ export async function restoreTest(deps: VerifyDeps, local: Catalog, formatOf: (r
           level: res.ok ? 'info' : 'error',
           db: res.record.manifest.source.path,
           backup: res.record.id,
-          message: res.ok ? `restore test of ${res.record.id} from ${url} passed` : `restore test of ${res.record.id} from ${url} FAILED: ${res.problems.slice(0, 3).join('; ')}`,
-          detail: { from: url, problems: res.problems.slice(0, 20) },
+          message: res.ok ? `restore test of ${res.record.id} from ${from} passed` : `restore test of ${res.record.id} from ${from} FAILED: ${res.problems.slice(0, 3).join('; ')}`,
+          detail: { from, problems: res.problems.slice(0, 20) },
         });
-        return { ...res, from: url };
+        return { ...res, from };
       }
     }
   } catch (e) {
     if (BackupError.is(e, 'cancelled') || o.signal?.aborted) throw e;
     offsiteError = (e as Error)?.message ?? String(e);
-    await local.record({ op: 'restoreTest.failed', level: 'warn', message: `the off-site copy could not be restore-tested, testing the local folder instead: ${offsiteError}`, detail: { from: remote?.url } });
-  } finally {
-    await remote?.close().catch(() => undefined);
+    await local.record({ op: 'restoreTest.failed', level: 'warn', message: `the off-site copy could not be restore-tested, testing the local folder instead: ${offsiteError}`, detail: { from: url } });
   }
   const res = await restoreTestIn(deps, local, formatOf, settings, opts);
   return res && offsiteError ? { ...res, offsiteError } : res;
+}
+
+/** The off-site half of a restore test: the source's own (a tester), or `offsiteRestoreTestIn` on the open store here, which is closed after. */
+async function offsiteHalf(deps: VerifyDeps, source: OffsiteRestoreSource, formatOf: (r: BackupRecord) => BackupFormat, settings: Settings, o: Opts & { afterMs: number }): Promise<OffsiteTestOutcome> {
+  if (isOffsiteTester(source)) return source.restoreTest({ settings, now: deps.clock.now().getTime(), afterMs: o.afterMs, signal: o.signal, onProgress: o.onProgress });
+  try {
+    return await offsiteRestoreTestIn(deps, source, formatOf, settings, o);
+  } finally {
+    await source.close().catch(() => undefined);
+  }
+}
+
+/**
+ * The off-site half of the rolling restore test, on an open off-site store (in the
+ * caller's thread, or in the off-site worker): when the store's newest restore test is at
+ * least `afterMs` old (or it has none), `restoreTestIn` on it, which records the result in
+ * the store's own state and log. Its reads take what any read of a backup there takes (the
+ * store's lock while a manifest is read and its packs leased; the lock again to write its
+ * state). Resolves what it found (plain data); throws what reading the store throws, and
+ * BackupError 'cancelled' when `o.signal` aborts. Does not close the store.
+ */
+export async function offsiteRestoreTestIn(deps: VerifyDeps, store: BackupStore, formatOf: (r: BackupRecord) => BackupFormat, settings: Settings, o: Opts & { afterMs: number }): Promise<OffsiteTestOutcome> {
+  const rc = new Catalog(store, { clock: deps.clock });
+  if ((await newestRestoreTest(rc)) > deps.clock.now().getTime() - o.afterMs) return { skipped: 'notDue' };
+  const res = await restoreTestIn(deps, rc, formatOf, settings, { signal: o.signal, onProgress: o.onProgress });
+  return res ? { tested: res } : { skipped: 'empty' };
 }
 
 /**

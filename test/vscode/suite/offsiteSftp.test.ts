@@ -2,7 +2,8 @@
 // loopback): the host key is checked against known_hosts as ssh does. An unknown host is
 // refused and shown with its fingerprint and "Trust and Retry", which records the key and
 // copies; a known host offering another key is refused without any way to accept it. The
-// weekly restore test finds the folder's remote through the off-site host.
+// weekly restore test finds the folder's remote through the off-site host and tests it in
+// the off-site worker.
 //
 // known_hosts is a file in this suite's temp folder (the host's `knownHosts`), never ~/.ssh.
 // The commands' questions are answered through the host's replaceable `prompts`.
@@ -142,19 +143,22 @@ suite('Lifeboat: off-site copies over SFTP, host keys checked like ssh', () => {
     assert.equal(answers.warned.length, 1, 'asked once');
   });
 
-  test('the weekly restore test finds the folder\'s SFTP remote through the off-site host', async function () {
-    this.timeout(60_000);
+  test('the weekly restore test tests the folder\'s SFTP remote in the off-site worker, recorded there', async function () {
+    this.timeout(120_000);
     const a = await api();
     const state = (await a.folders()).find((f) => f.databases.includes(dbPath()))!;
-    const remote = await a.offsite.restoreTestRemote(state.dir);
-    assert.ok(remote, 'a remote with stored credentials is offered');
-    try {
-      assert.equal(remote.url, url);
-      assert.ok((await remote.rawObjects()).some((o) => !o.name.startsWith('.lifeboat/')), 'it reads the server the copy went to');
-    } finally {
-      await remote.close();
-    }
-    assert.equal(await a.offsite.restoreTestRemote(path.join(tmp, 'elsewhere')), undefined, 'no remote for a folder without one');
+    const source = await a.offsite.restoreTestSource(state.dir);
+    assert.ok(source, 'a remote with stored credentials is offered');
+    assert.equal(source.url, url);
+    const outcome = await source.restoreTest({ settings: state.settings, now: Date.now(), afterMs: 0 });
+    assert.ok('tested' in outcome, JSON.stringify(outcome));
+    assert.equal(outcome.tested.ok, true, outcome.tested.problems.join('; '));
+    assert.ok(outcome.tested.path.startsWith(url), outcome.tested.path);
+    const id = outcome.tested.record!.id;
+    const onRemote = (await a.offsite.listRemote(state)).find((r) => r.id === id);
+    assert.equal(onRemote?.state.lastRestoreTest?.ok, true, 'recorded in the remote\'s state');
+    assert.deepEqual(await source.restoreTest({ settings: state.settings, now: Date.now(), afterMs: 3_600_000 }), { skipped: 'notDue' }, 'not due again within the hour');
+    assert.equal(await a.offsite.restoreTestSource(path.join(tmp, 'elsewhere')), undefined, 'no remote for a folder without one');
   });
 
   test('a known host offering another key is refused loudly, with no way to accept it', async function () {
