@@ -73,7 +73,9 @@ export interface DatabaseStats {
 
 /**
  * The values of the settings form, keyed by setting name relative to `lifeboat.`
- * (`retention.daily`, `schedule.time`...). Values are what VS Code holds.
+ * (`retention.daily`, `schedule.time`...). Values are what VS Code holds, except the
+ * sub-keys `offsite.retention.<key>`: one key each of the object setting
+ * `lifeboat.offsite.retention`, '' when the key is left out.
  */
 export type SettingsValues = Record<string, unknown>;
 
@@ -99,6 +101,12 @@ export const FORM_KEYS = [
   'offsite.region',
   'offsite.encrypt',
   'offsite.bandwidthKiBps',
+  // One key each of the object setting lifeboat.offsite.retention; '' = left out (the local policy's).
+  'offsite.retention.daily',
+  'offsite.retention.weekly',
+  'offsite.retention.monthly',
+  'offsite.retention.keepWithin',
+  'offsite.retention.keepEventBackups',
   'notifications',
 ] as const;
 export type FormKey = (typeof FORM_KEYS)[number];
@@ -106,6 +114,8 @@ export type FormKey = (typeof FORM_KEYS)[number];
 /** Where the form writes: VS Code's ConfigurationTarget Workspace, WorkspaceFolder or Global. */
 export type SettingsScope = 'workspace' | 'workspaceFolder' | 'user';
 export const SETTINGS_SCOPES: readonly SettingsScope[] = ['workspace', 'workspaceFolder', 'user'];
+/** Each scope as people read it ("Saved 2 settings to Workspace settings"). */
+export const SCOPE_LABELS: Readonly<Record<SettingsScope, string>> = { workspace: 'Workspace settings', workspaceFolder: 'Workspace folder settings', user: 'User settings' };
 
 /** One protected database and everything the panel shows about it. */
 export interface DatabaseView {

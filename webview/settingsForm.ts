@@ -6,7 +6,7 @@
  * the webview holds no copy of those rules. Problems show beside their field.
  */
 import type { FieldIssue, FormKey, HostConnectionLike, RequestResultsOf, SettingsScope, SettingsValues } from './formTypes';
-import { FORM_KEYS } from './protocol';
+import { FORM_KEYS, SCOPE_LABELS } from './protocol';
 import { h } from './dom';
 import { formatWhen } from './format';
 
@@ -18,9 +18,19 @@ interface FieldDef {
   help?: string;
   options?: [string, string][];
   placeholder?: string;
+  /** Left empty, the field takes this field's value: its placeholder says which ("same as local: 30"). */
+  inherits?: FormKey;
 }
 
-const SECTIONS: { title: string; fields: FieldDef[]; preview?: 'schedule' | 'retention' }[] = [
+/** Fields that edit the keys of one object setting (`parent`), shown together under a title of their own. */
+interface FieldGroup {
+  parent: string;
+  title: string;
+  note: string;
+  fields: FieldDef[];
+}
+
+const SECTIONS: { title: string; fields: FieldDef[]; group?: FieldGroup; preview?: 'schedule' | 'retention' }[] = [
   {
     title: 'Schedule',
     preview: 'schedule',
@@ -77,6 +87,19 @@ const SECTIONS: { title: string; fields: FieldDef[]; preview?: 'schedule' | 'ret
       { key: 'offsite.encrypt', label: 'Encrypt a new remote (age, with a passphrase)', kind: 'bool' },
       { key: 'offsite.bandwidthKiBps', label: 'Upload limit, KiB/s (0 = none)', kind: 'int' },
     ],
+    // lifeboat.offsite.retention: one field per key of the object; an empty field leaves the key out.
+    group: {
+      parent: 'offsite.retention',
+      title: 'Off-site rotation',
+      note: 'Empty: same as the local retention.',
+      fields: [
+        { key: 'offsite.retention.daily', label: 'Daily copies kept', kind: 'int', inherits: 'retention.daily' },
+        { key: 'offsite.retention.weekly', label: 'Weekly copies kept', kind: 'int', inherits: 'retention.weekly' },
+        { key: 'offsite.retention.monthly', label: 'Monthly copies kept', kind: 'int', inherits: 'retention.monthly' },
+        { key: 'offsite.retention.keepWithin', label: 'Keep every copy within (0d = none)', kind: 'text', inherits: 'retention.keepWithin' },
+        { key: 'offsite.retention.keepEventBackups', label: 'Migration and pre-restore copies kept (0 = all)', kind: 'int', inherits: 'retention.keepEventBackups' },
+      ],
+    },
   },
   {
     title: 'Notifications',
@@ -95,7 +118,6 @@ const SECTIONS: { title: string; fields: FieldDef[]; preview?: 'schedule' | 'ret
   },
 ];
 
-const SCOPE_LABEL: Record<SettingsScope, string> = { workspace: 'Workspace settings', workspaceFolder: 'Workspace folder settings', user: 'User settings' };
 
 interface Control {
   def: FieldDef;
@@ -109,10 +131,14 @@ const domId = (key: string) => `f-${key.replace(/\./g, '-')}`;
 export class SettingsForm {
   readonly el: HTMLElement;
   private readonly controls = new Map<FormKey, Control>();
+  /** The error line of each group, for an issue about its object setting as a whole. */
+  private readonly groupErrors = new Map<string, { title: string; el: HTMLElement }>();
   private db = '';
   private base: SettingsValues = {};
   private dirty = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** The previews the pending round (`timer`) refreshes: every edit since the last round adds its own. */
+  private readonly pending = { schedule: false, retention: false };
   private readonly seq = { validate: 0, schedule: 0, retention: 0 };
   private readonly schedulePreview: HTMLElement;
   private readonly retentionPreview: HTMLElement;
@@ -134,6 +160,7 @@ export class SettingsForm {
     for (const sec of SECTIONS) {
       const fs = h('fieldset', {}, h('legend', {}, sec.title));
       for (const def of sec.fields) fs.append(this.field(def));
+      if (sec.group) fs.append(this.group(sec.group));
       if (sec.preview === 'schedule') fs.append(h('div', { class: 'preview-label' }, 'Next runs'), this.schedulePreview);
       if (sec.preview === 'retention') fs.append(h('div', { class: 'preview-label' }, 'What rotation would do now'), this.retentionPreview);
       form.append(fs);
@@ -156,8 +183,32 @@ export class SettingsForm {
   /** The scopes offered; keeps the current choice when still offered. */
   setScopes(scopes: SettingsScope[]): void {
     const cur = this.scope.value;
-    this.scope.replaceChildren(...scopes.map((sc) => h('vscode-option', { value: sc }, SCOPE_LABEL[sc])));
+    this.scope.replaceChildren(...scopes.map((sc) => h('vscode-option', { value: sc }, SCOPE_LABELS[sc])));
     this.scope.value = scopes.includes(cur as SettingsScope) ? cur : scopes[0];
+  }
+
+  private group(g: FieldGroup): HTMLElement {
+    const id = domId(g.parent);
+    const error = h('div', { class: 'error', id: `${id}-error`, role: 'alert' });
+    this.groupErrors.set(g.parent, { title: g.title, el: error });
+    return h(
+      'div',
+      { class: 'group', id, role: 'group', 'aria-labelledby': `${id}-title`, 'aria-describedby': `${id}-note` },
+      h('div', { class: 'group-title', id: `${id}-title` }, g.title),
+      h('div', { class: 'muted group-note', id: `${id}-note` }, g.note),
+      error,
+      ...g.fields.map((def) => this.field(def)),
+    );
+  }
+
+  /** Each inheriting field's placeholder: the value it takes while empty, as the form holds it now. */
+  private showInherited(): void {
+    for (const c of this.controls.values()) {
+      if (!c.def.inherits) continue;
+      const from = this.controls.get(c.def.inherits);
+      const v = String(from?.input.value ?? '').trim();
+      c.input.setAttribute('placeholder', `same as local: ${v === '' ? 'none' : v}`);
+    }
   }
 
   private field(def: FieldDef): HTMLElement {
@@ -173,7 +224,8 @@ export class SettingsForm {
     if (def.kind === 'select') {
       input = h('vscode-single-select', { id, 'aria-label': def.label, 'data-key': def.key, onchange: onEdit }, ...def.options!.map(([v, l]) => h('vscode-option', { value: v }, l)));
     } else {
-      input = h('vscode-textfield', { id, label: def.label, 'data-key': def.key, placeholder: def.placeholder, oninput: onEdit, class: def.kind === 'int' ? 'short' : def.key === 'schedule.time' ? 'short' : 'wide' });
+      const size = def.inherits ? 'inherits' : def.kind === 'int' || def.key === 'schedule.time' ? 'short' : 'wide';
+      input = h('vscode-textfield', { id, label: def.label, 'data-key': def.key, placeholder: def.placeholder, oninput: onEdit, class: size });
     }
     this.controls.set(def.key, { def, input, error });
     return h('div', { class: 'row' }, h('label', { for: id }, def.label), h('div', { class: 'control' }, input, error));
@@ -191,6 +243,7 @@ export class SettingsForm {
       if (c.def.kind === 'bool') c.input.checked = v === true;
       else c.input.value = v === undefined || v === null ? '' : String(v);
     }
+    this.showInherited();
     this.showIssues([]);
     if (!same) this.status.textContent = '';
     void this.refreshPreviews(true, true);
@@ -214,9 +267,21 @@ export class SettingsForm {
     this.status.textContent = '';
     const schedule = key === 'enabled' || key.startsWith('schedule.');
     const retention = key.startsWith('retention.');
+    if (retention) this.showInherited();
     if (this.timer) clearTimeout(this.timer);
+    this.pending.schedule ||= schedule;
+    this.pending.retention ||= retention;
     // One round of requests per pause in typing.
-    this.timer = setTimeout(() => void this.refreshPreviews(schedule, retention, true), 200);
+    this.timer = setTimeout(() => void this.flushEdits(), 200);
+  }
+
+  /** Runs the pending round of checks and previews now, if any. */
+  private flushEdits(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const { schedule, retention } = this.pending;
+    this.pending.schedule = this.pending.retention = false;
+    return this.refreshPreviews(schedule, retention, true);
   }
 
   private async refreshPreviews(schedule: boolean, retention: boolean, validate = false): Promise<void> {
@@ -292,7 +357,10 @@ export class SettingsForm {
     this.retentionPreview.replaceChildren(...parts);
   }
 
-  /** Shows each issue beside its field (`lifeboat.<key>`); clears the others unless `add`. */
+  /**
+   * Shows each issue beside its field (`lifeboat.<key>`), or above its group's fields when it
+   * is about a group's object setting as a whole; clears the others unless `add`.
+   */
   showIssues(issues: FieldIssue[], add = false): void {
     const byKey = new Map(issues.map((i) => [i.field.replace(/^lifeboat\./, ''), i.reason]));
     for (const [key, c] of this.controls) {
@@ -302,6 +370,11 @@ export class SettingsForm {
       c.input.invalid = !!reason;
       c.input.toggleAttribute('invalid', !!reason);
     }
+    for (const [key, g] of this.groupErrors) {
+      const reason = byKey.get(key);
+      if (!reason && add) continue;
+      g.el.textContent = reason ? `${g.title} ${reason}.` : '';
+    }
   }
 
   private async save(): Promise<void> {
@@ -309,12 +382,16 @@ export class SettingsForm {
     this.saveButton.disabled = true;
     this.status.textContent = 'Saving…';
     try {
+      // An edit's check still to come would answer after the save and clear what the save
+      // reports (a problem only the save sees: a key another scope holds): check first.
+      if (this.timer) await this.flushEdits();
+      this.seq.validate++;
       const r = await this.host.request('settings/values/save', { db: this.db, scope, values: this.values() });
       this.showIssues(r.issues);
       if (r.issues.length) this.status.textContent = `Not saved: ${r.issues.length} setting${r.issues.length === 1 ? ' needs' : 's need'} fixing.`;
       else {
         this.dirty = false;
-        this.status.textContent = r.saved.length ? `Saved ${r.saved.length} setting${r.saved.length === 1 ? '' : 's'} to ${SCOPE_LABEL[scope]}.` : 'Nothing changed.';
+        this.status.textContent = r.saved.length ? `Saved ${r.saved.length} setting${r.saved.length === 1 ? '' : 's'} to ${SCOPE_LABELS[scope]}.` : 'Nothing changed.';
       }
     } catch (e) {
       this.status.textContent = `Not saved: ${(e as Error).message}`;

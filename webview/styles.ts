@@ -86,6 +86,10 @@ legend { font-weight: 600; padding: 0 4px; }
 .row.bool { display: block; }
 .control { min-width: 0; }
 vscode-textfield.short { width: 110px; }
+vscode-textfield.inherits { width: 100%; max-width: 200px; }
+.group { margin: 14px 0 0; padding-top: 8px; border-top: 1px solid var(--vscode-widget-border, var(--vscode-panel-border, transparent)); }
+.group-title { font-weight: 600; }
+.group-note { font-size: 0.92em; margin: 2px 0 4px; }
 vscode-textfield.wide, .control vscode-single-select { width: 100%; max-width: 360px; }
 .error { color: var(--vscode-errorForeground); font-size: 0.92em; }
 .error:empty { display: none; }

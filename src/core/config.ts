@@ -308,6 +308,56 @@ export const FIELDS: ReadonlyArray<{
   },
 ];
 
+/** The keys of `lifeboat.offsite.retention`, each the counterpart of `lifeboat.retention.<key>`. */
+export const OFFSITE_RETENTION_KEYS = ['daily', 'weekly', 'monthly', 'keepWithin', 'keepEventBackups'] as const;
+export type OffsiteRetentionKey = (typeof OFFSITE_RETENTION_KEYS)[number];
+
+const localField = (k: OffsiteRetentionKey) => FIELDS.find((f) => f.key === `retention.${k}`)!;
+
+/**
+ * Form keys that edit one key each of the object setting `offsite.retention`
+ * (`offsite.retention.daily` ...), for a settings form that shows one field per key. They
+ * are not settings of their own: `flattenRaw` and `normalize` never read them, `validate`
+ * checks them only when given a Map that holds them. A value is '' (or absent) when the key
+ * is left out (the local policy applies); otherwise it is checked as `retention.<key>` is,
+ * with the same limits and duration syntax. `get` reads the key off `Settings` ('' when
+ * left out; an explicit keepWithin '' is '0d', the same rule, so the form shows no window
+ * rather than "same as local").
+ */
+export const SUB_FIELDS: ReadonlyArray<{ key: string; parent: 'offsite.retention'; prop: OffsiteRetentionKey; get: (s: Settings) => unknown; check: Check }> =
+  OFFSITE_RETENTION_KEYS.map((prop) => ({
+    key: `offsite.retention.${prop}`,
+    parent: 'offsite.retention' as const,
+    prop,
+    get: (s: Settings) => {
+      const v = s.offsite.retention[prop];
+      return v === undefined ? '' : prop === 'keepWithin' && v === '' ? '0d' : v;
+    },
+    check: (v: unknown) => (v === '' ? undefined : localField(prop).check(v)),
+  }));
+
+/**
+ * The object `offsite.retention` that form values (a Map of `offsite.retention.<key>`,
+ * see SUB_FIELDS) describe: only the keys whose value is set (not '', null or absent), in
+ * OFFSITE_RETENTION_KEYS order. Values are not checked (see validate). Pure.
+ */
+export function offsiteRetentionFrom(values: ReadonlyMap<string, unknown>): Partial<RetentionSettings> {
+  const out: Record<string, unknown> = {};
+  for (const f of SUB_FIELDS) {
+    const v = values.get(f.key);
+    if (v !== undefined && v !== null && v !== '') out[f.prop] = v;
+  }
+  return out as Partial<RetentionSettings>;
+}
+
+/**
+ * Why `value`, an `offsite.retention` object, is refused (the check the settings reader
+ * applies: unknown keys, counts, durations), or undefined when valid.
+ */
+export function checkOffsiteRetention(value: unknown): string | undefined {
+  return FIELDS.find((f) => f.key === 'offsite.retention')!.check(value);
+}
+
 /** The design's original JSON configuration keys, mapped onto settings keys. */
 const LEGACY_KEYS: Record<string, (v: unknown) => [string, unknown]> = {
   enabled: (v) => ['enabled', v],
@@ -337,11 +387,21 @@ export function flattenRaw(raw: unknown): Map<string, unknown> {
   const out = new Map<string, unknown>();
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return out;
   const known = new Set(FIELDS.map((f) => f.key));
+  // `"lifeboat.offsite.retention.daily": 7` is one key of the object setting, as VS Code
+  // reads it: folded into that object (given both ways, the later in the file wins, as in VS Code).
+  const partOfObject = (key: string, v: unknown): boolean => {
+    const sub = SUB_FIELDS.find((f) => f.key === key);
+    if (!sub) return false;
+    const cur = out.get(sub.parent);
+    out.set(sub.parent, { ...(cur !== null && typeof cur === 'object' && !Array.isArray(cur) ? cur : {}), [sub.prop]: v });
+    return true;
+  };
   const walk = (obj: Record<string, unknown>, prefix: string) => {
     for (const [k, v] of Object.entries(obj)) {
       const key = prefix ? `${prefix}.${k}` : k;
       if (known.has(key)) out.set(key, v);
       else if (v !== null && typeof v === 'object' && !Array.isArray(v)) walk(v as Record<string, unknown>, key);
+      else partOfObject(key, v);
     }
   };
   for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
@@ -350,6 +410,7 @@ export function flattenRaw(raw: unknown): Map<string, unknown> {
       const rest = k.slice('lifeboat.'.length);
       if (known.has(rest)) out.set(rest, v);
       else if (v && typeof v === 'object' && !Array.isArray(v)) walk(v as Record<string, unknown>, rest);
+      else partOfObject(rest, v);
     } else if (LEGACY_KEYS[k]) {
       const [nk, nv] = LEGACY_KEYS[k](v);
       if (!out.has(nk)) out.set(nk, nv);
@@ -361,12 +422,13 @@ export function flattenRaw(raw: unknown): Map<string, unknown> {
 
 /**
  * Checks raw values (keys relative to `lifeboat.`, see `flattenRaw`) and returns one issue
- * per invalid value, naming the setting as `lifeboat.<key>`. Unknown keys are ignored.
+ * per invalid value, naming the setting as `lifeboat.<key>`. Unknown keys are ignored. A Map
+ * may also hold form sub-keys (SUB_FIELDS, `offsite.retention.daily`), checked likewise.
  */
 export function validate(raw: unknown): ValidationIssue[] {
   const values = raw instanceof Map ? (raw as Map<string, unknown>) : flattenRaw(raw);
   const issues: ValidationIssue[] = [];
-  for (const f of FIELDS) {
+  for (const f of [...FIELDS, ...SUB_FIELDS]) {
     if (!values.has(f.key)) continue;
     const v = values.get(f.key);
     if (v === undefined || v === null) continue;

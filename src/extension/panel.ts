@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import { FIELDS, normalize, validate } from '../core/config';
+import { normalize, validate } from '../core/config';
 import type { LogEntry } from '../core/catalog/backupLog';
 import type { BackupRecord } from '../core/model';
 import type {
@@ -14,14 +14,14 @@ import type {
   WebviewCommand,
   WebviewRequest,
 } from '../../webview/protocol';
-import { parseWebviewMessage } from '../../webview/protocol';
+import { parseWebviewMessage, SCOPE_LABELS } from '../../webview/protocol';
 import type { BackupService } from './backupService';
 import type { BackupsModel } from './backupsModel';
 import type { CoreHost } from './coreLoader';
 import type { FolderState, Folders } from './folders';
 import { relativeDb } from './folders';
 import type { OperationEvent, Operations } from './operations';
-import { databaseView, onlyFormKeys, toFieldIssues } from './panelHostState';
+import { databaseView, formValues, onlyFormKeys, planSave, toFieldIssues } from './panelHostState';
 import type { StatusBar } from './statusBar';
 import { appHtml } from './webviewHtml';
 import type { ChosenBackup } from './picks';
@@ -31,6 +31,8 @@ const TARGET: Record<SettingsScope, vscode.ConfigurationTarget> = {
   workspaceFolder: vscode.ConfigurationTarget.WorkspaceFolder,
   user: vscode.ConfigurationTarget.Global,
 };
+/** Where `inspect()` reports the value a scope holds itself. */
+const SCOPE_VALUE = { workspace: 'workspaceValue', workspaceFolder: 'workspaceFolderValue', user: 'globalValue' } as const satisfies Record<SettingsScope, string>;
 
 /** Log entries read per backup directory for the statistics (failures, last success). */
 const LOG_LIMIT = 2000;
@@ -247,11 +249,13 @@ export class PanelHost implements vscode.Disposable {
         if (issues.length) return { saved: [], issues };
         const scope = m.params.scope;
         const cfg = vscode.workspace.getConfiguration('lifeboat', state.folder.uri);
-        const current = new Map(FIELDS.map((f) => [f.key, f.get(state.settings)]));
+        const held = cfg.inspect('offsite.retention');
+        // A single folder's own settings are the workspace's: only the scopes the form offers are apart.
+        const others = this.scopes().filter((sc) => sc !== scope).map((sc) => ({ label: SCOPE_LABELS[sc], value: held?.[SCOPE_VALUE[sc]] }));
+        const plan = planSave(values, formValues(state.settings), { own: held?.[SCOPE_VALUE[scope]], others });
+        if (plan.issues.length) return { saved: [], issues: plan.issues };
         const saved: string[] = [];
-        for (const [key, value] of values) {
-          // Only what the user changed is written, so the chosen scope doesn't fill up with defaults.
-          if (JSON.stringify(current.get(key)) === JSON.stringify(value)) continue;
+        for (const [key, value] of plan.writes) {
           await cfg.update(key, value, TARGET[scope]);
           saved.push(key);
         }
@@ -310,13 +314,18 @@ export class PanelHost implements vscode.Disposable {
         );
       }
     }
-    const multi = (vscode.workspace.workspaceFolders?.length ?? 0) > 1;
     return {
       databases,
       trusted: vscode.workspace.isTrusted,
-      scopes: multi ? ['workspaceFolder', 'workspace', 'user'] : ['workspace', 'user'],
+      scopes: this.scopes(),
       now: now.toISOString(),
     };
+  }
+
+  /** The scopes the form may save to (workspaceFolder only in a multi-root workspace). */
+  private scopes(): SettingsScope[] {
+    const multi = (vscode.workspace.workspaceFolders?.length ?? 0) > 1;
+    return multi ? ['workspaceFolder', 'workspace', 'user'] : ['workspace', 'user'];
   }
 
   private stateChanged(): void {

@@ -3,7 +3,7 @@
  * numbers the panel shows come from one place (the core's computeStats and tiersOf).
  */
 import type { LogEntry } from '../core/catalog/backupLog';
-import { FIELDS, type Settings, type ValidationIssue } from '../core/config';
+import { checkOffsiteRetention, FIELDS, offsiteRetentionFrom, SUB_FIELDS, validate, type Settings, type ValidationIssue } from '../core/config';
 import type { BackupRecord, Tier } from '../core/model';
 import type { Stats } from '../core/stats';
 import type { DatabaseStats, DatabaseView, FailureMark, FieldIssue, FormKey, HistoryRow, OffsiteView, SettingsValues } from '../../webview/protocol';
@@ -31,14 +31,76 @@ export interface DatabaseInput {
   offsite?: OffsiteView;
 }
 
-/** The form's values of `settings`, keyed by FORM_KEYS. Pure. */
+/** The form's values of `settings`, keyed by FORM_KEYS (off-site rotation sub-keys: '' when left out). Pure. */
 export function formValues(settings: Settings): SettingsValues {
   const out: SettingsValues = {};
   for (const key of FORM_KEYS) {
-    const f = FIELDS.find((x) => x.key === key);
+    const f = FIELDS.find((x) => x.key === key) ?? SUB_FIELDS.find((x) => x.key === key);
     if (f) out[key] = f.get(settings);
   }
   return out;
+}
+
+/** What a Save writes (setting keys relative to `lifeboat.`, in form order), or why it writes nothing. */
+export interface SavePlan {
+  writes: [key: string, value: unknown][];
+  issues: FieldIssue[];
+}
+
+/** What the configuration scopes hold for `offsite.retention` (raw, as settings.json has it). */
+export interface RetentionScopes {
+  /** The scope the form saves to. */
+  own: unknown;
+  /** The other scopes VS Code merges with it (an object setting merges key by key), named for people. */
+  others?: { label: string; value: unknown }[];
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * What saving the form's `values` writes. Every value is checked by the core first; any
+ * issue means no write at all. Then each setting whose value differs from `current` (the
+ * form's values of the settings in force, see formValues) is written, and the off-site
+ * rotation sub-keys, when one of them changed, become one write of the object
+ * `offsite.retention` holding only the keys set ({} when none). Keys the scope written to
+ * holds (`scopes.own`) that the form does not know are carried over rather than dropped,
+ * and the object is checked as the settings reader checks it, so such a key is refused
+ * (issue `lifeboat.offsite.retention`) as the reader refuses it, never lost. A field left
+ * empty whose key another scope sets is refused beside the field: VS Code merges the
+ * scopes' objects, so clearing it here would not make it follow the local policy. Pure.
+ */
+export function planSave(values: ReadonlyMap<string, unknown>, current: SettingsValues, scopes: RetentionScopes = { own: undefined }): SavePlan {
+  const issues = toFieldIssues(validate(new Map(values)));
+  if (issues.length) return { writes: [], issues };
+  const same = (key: string) => JSON.stringify(values.get(key)) === JSON.stringify(current[key]);
+  const writes: SavePlan['writes'] = [];
+  const sub = new Set(SUB_FIELDS.map((f) => f.key));
+  for (const [key, value] of values) {
+    // Only what the user changed is written, so the chosen scope doesn't fill up with defaults.
+    if (!sub.has(key) && !same(key)) writes.push([key, value]);
+  }
+  if (SUB_FIELDS.some((f) => values.has(f.key) && !same(f.key))) {
+    const merged = new Map<string, unknown>(SUB_FIELDS.map((f) => [f.key, values.has(f.key) ? values.get(f.key) : current[f.key]]));
+    const object: Record<string, unknown> = { ...offsiteRetentionFrom(merged) };
+    const known = new Set<string>(SUB_FIELDS.map((f) => f.prop));
+    if (isObject(scopes.own)) {
+      for (const [k, v] of Object.entries(scopes.own)) if (!known.has(k)) object[k] = v;
+    }
+    const reason = checkOffsiteRetention(object);
+    if (reason) return { writes: [], issues: [{ field: 'lifeboat.offsite.retention', reason: `${reason}: remove it in settings.json first (the panel keeps what it does not show)` }] };
+    const held: FieldIssue[] = [];
+    for (const f of SUB_FIELDS) {
+      if (f.prop in object) continue;
+      const other = scopes.others?.find((o) => isObject(o.value) && o.value[f.prop] !== undefined);
+      if (other) {
+        const v = JSON.stringify((other.value as Record<string, unknown>)[f.prop]);
+        held.push({ field: `lifeboat.${f.key}`, reason: `cannot follow the local policy from here: the ${other.label} set it to ${v} and VS Code merges the two; clear it there, or save to the ${other.label}` });
+      }
+    }
+    if (held.length) return { writes: [], issues: held };
+    writes.push(['offsite.retention', object]);
+  }
+  return { writes, issues: [] };
 }
 
 /** Issues in the protocol's shape (the core's `{field, value, reason}` minus the value). Pure. */

@@ -1,6 +1,7 @@
 // The Settings and Statistics panel as a person sees it in the workbench: opened from the
 // Command Palette, it shows the statistics of the backups on disk, and a retention count
-// changed in its form and saved lands in .vscode/settings.json. Runs after lifeboat.ui.ts
+// changed in its form and saved lands in .vscode/settings.json, as does the off-site
+// rotation (one object setting with only the keys set). Runs after lifeboat.ui.ts
 // (which leaves the fixture clean) and leaves it clean again.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -80,6 +81,36 @@ export const checks: UiCheck[] = [
       );
       assert.deepEqual(json['lifeboat.databases'], ['app.db'], 'the other settings are untouched');
       await screenshot('panel-vscode-saved');
+    },
+  },
+  {
+    name: 'Lifeboat panel: the off-site rotation saved in the form lands in .vscode/settings.json as one object, {} when cleared',
+    timeoutMs: 60_000,
+    async run({ page, dirs, screenshot }) {
+      const app = panelFrame(page);
+      const section = app.locator('fieldset', { hasText: 'Off-site copy' });
+      const daily = app.locator('#f-offsite-retention-daily');
+      await section.scrollIntoViewIfNeeded();
+      // Empty fields take the local value, which the placeholder names (9, saved by the check before).
+      assert.equal(await daily.getAttribute('placeholder'), 'same as local: 9');
+      assert.equal(await app.locator('#f-offsite-retention-keepWithin').getAttribute('placeholder'), 'same as local: 2d');
+      const settings = () => (existsSync(settingsFile(dirs.workspace)) ? (JSON.parse(readFileSync(settingsFile(dirs.workspace), 'utf8')) as Record<string, unknown>) : {});
+      const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+      for (const [key, text] of [['daily', '7'], ['monthly', '24']]) {
+        const input = app.locator(`#f-offsite-retention-${key} input`);
+        await input.fill('');
+        await input.pressSequentially(text);
+      }
+      await app.locator('#settings-save').click();
+      await app.locator('.form-status').getByText('Saved 1 setting to Workspace settings.').waitFor();
+      await until(page, settings, (j) => same(j['lifeboat.offsite.retention'], { daily: 7, monthly: 24 }), 'lifeboat.offsite.retention is not {daily: 7, monthly: 24}', 15_000);
+      await section.scrollIntoViewIfNeeded();
+      await screenshot('panel-vscode-offsite-rotation');
+      for (const key of ['daily', 'monthly']) await app.locator(`#f-offsite-retention-${key} input`).fill('');
+      await app.locator('#settings-save').click();
+      await app.locator('.form-status').getByText('Saved 1 setting to Workspace settings.').waitFor();
+      const json = await until(page, settings, (j) => same(j['lifeboat.offsite.retention'], {}), 'lifeboat.offsite.retention is not {} once cleared', 15_000);
+      assert.equal(json['lifeboat.retention.daily'], 9, 'the other settings are untouched');
     },
   },
   {

@@ -5,11 +5,17 @@
  */
 import { DEFAULT_SETTINGS, normalize, validate } from '../../src/core/config';
 import { scheduleFromSettings, slotsBetween } from '../../src/core/schedule/slots';
+import { planSave } from '../../src/extension/panelHostState';
 import type { PanelState, RequestResults, SettingsValues } from '../../webview/protocol';
 
 export { answerInspect, browseState, compareState } from './inspectFixtures';
 
 const issuesOf = (values: SettingsValues) => validate(new Map(Object.entries(values))).map((i) => ({ field: i.field, reason: i.reason }));
+
+/** What each Save wrote, in order (the real host's cfg.update calls). Tests clear and read it. */
+export const written: { db: string; scope: string; key: string; value: unknown }[] = [];
+/** What the scope written to holds for lifeboat.offsite.retention, per database (raw, as in settings.json). */
+export const ownRetention = new Map<string, unknown>();
 
 /** Answers one Request like the real host (the retention preview keeps the newest `retention.daily` rows). */
 export function answer(method: string, params: { db: string; values: SettingsValues; scope?: string }, state: PanelState, now: Date): RequestResults[keyof RequestResults] {
@@ -38,9 +44,13 @@ export function answer(method: string, params: { db: string; values: SettingsVal
         issues: [],
       };
     }
-    case 'settings/values/save':
-      if (issues.length) return { saved: [], issues };
-      return { saved: Object.keys(params.values).filter((k) => JSON.stringify(params.values[k]) !== JSON.stringify(db.settings[k])), issues: [] };
+    case 'settings/values/save': {
+      // The real host's plan (src/extension/panelHostState.ts); only the writing is faked.
+      const plan = planSave(new Map(Object.entries(params.values)), db.settings, { own: ownRetention.get(db.id) });
+      if (plan.issues.length) return { saved: [], issues: plan.issues };
+      for (const [key, value] of plan.writes) written.push({ db: db.id, scope: params.scope ?? '', key, value });
+      return { saved: plan.writes.map(([k]) => k), issues: [] };
+    }
   }
   throw new Error(`unknown request ${method}`);
 }

@@ -25,6 +25,11 @@ export const SETTINGS = {
   'offsite.region': '',
   'offsite.encrypt': true,
   'offsite.bandwidthKiBps': 0,
+  'offsite.retention.daily': '',
+  'offsite.retention.weekly': '',
+  'offsite.retention.monthly': '',
+  'offsite.retention.keepWithin': '',
+  'offsite.retention.keepEventBackups': '',
   notifications: 'failures',
 };
 

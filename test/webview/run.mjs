@@ -349,6 +349,85 @@ window.acquireVsCodeApi = () => ({
     await close();
   });
 
+  const rotationKeys = ['daily', 'weekly', 'monthly', 'keepWithin', 'keepEventBackups'].map((k) => `offsite.retention.${k}`);
+  const placeholder = (page, key) => field(page, key).evaluate((e) => e.getAttribute('placeholder'));
+
+  test('the off-site rotation: empty fields show the local value; daily 7 and monthly 24 save exactly {daily: 7, monthly: 24}', async () => {
+    const { page, errors, close } = await openPage();
+    await notify(page, 'panel/state/didChange', state);
+    const group = page.locator('fieldset', { hasText: 'Off-site copy' }).getByRole('group', { name: 'Off-site rotation' });
+    await group.waitFor();
+    for (const key of rotationKeys) assert.equal(await field(page, key).evaluate((e) => e.value), '', `${key} is empty: the local policy's`);
+    assert.deepEqual(await Promise.all(rotationKeys.map((k) => placeholder(page, k))), ['same as local: 30', 'same as local: 12', 'same as local: 12', 'same as local: 2d', 'same as local: 10']);
+    await typeInto(page, 'offsite.retention.daily', '7');
+    await typeInto(page, 'offsite.retention.monthly', '24');
+    await clearSent(page);
+    fakeHost.written.length = 0;
+    await page.locator('#settings-save').click();
+    await page.locator('.form-status').getByText('Saved 1 setting to Workspace settings.').waitFor();
+    const save = (await sent(page)).find((m) => m.method === 'settings/values/save');
+    assert.deepEqual(rotationKeys.map((k) => save.params.values[k]), [7, '', 24, '', ''], 'an empty field is sent as empty');
+    assert.deepEqual(fakeHost.written, [{ db: state.databases[0].id, scope: 'workspace', key: 'offsite.retention', value: { daily: 7, monthly: 24 } }]);
+    assert.deepEqual(errors, []);
+    await close();
+  });
+
+  test('the off-site rotation: -1 and keepWithin abc are refused beside their fields, and nothing is saved', async () => {
+    const { page, close } = await openPage();
+    await notify(page, 'panel/state/didChange', state);
+    await typeInto(page, 'offsite.retention.daily', '-1');
+    await page.locator('#f-offsite-retention-daily-error').getByText('Daily copies kept must be a whole number from 0 to 10000.').waitFor();
+    await typeInto(page, 'offsite.retention.keepWithin', 'abc');
+    await page.locator('#f-offsite-retention-keepWithin-error').getByText(/^Keep every copy within must be a duration such as 2d/).waitFor();
+    for (const key of ['offsite.retention.daily', 'offsite.retention.keepWithin']) {
+      const row = page.locator('.row', { has: field(page, key) });
+      assert.match(await row.locator('.error').innerText(), /must be/, `the error of ${key} is in its own row`);
+      assert.equal(await field(page, key).evaluate((e) => e.invalid), true);
+    }
+    assert.equal(await page.locator('#f-offsite-retention-weekly-error').innerText(), '', 'an empty field is valid');
+    fakeHost.written.length = 0;
+    await page.locator('#settings-save').click();
+    await page.locator('.form-status').getByText('Not saved: 2 settings need fixing.').waitFor();
+    assert.deepEqual(fakeHost.written, []);
+    await page.locator('fieldset', { hasText: 'Off-site copy' }).screenshot({ path: path.join(results, 'panel-offsite-refused.png') });
+    await close();
+  });
+
+  test('the off-site rotation: set keys are shown, a local edit updates the placeholders, clearing every field saves {}', async () => {
+    const { page, close } = await openPage();
+    const db = state.databases[0];
+    Object.assign(db.settings, { 'offsite.retention.daily': 7, 'offsite.retention.weekly': 4, 'offsite.retention.keepWithin': '1d' });
+    await notify(page, 'panel/state/didChange', state);
+    assert.deepEqual(await Promise.all(rotationKeys.map((k) => field(page, k).evaluate((e) => e.value))), ['7', '4', '', '1d', '']);
+    await typeInto(page, 'retention.monthly', '6');
+    await page.waitForFunction(() => document.querySelector('#f-offsite-retention-monthly')?.getAttribute('placeholder') === 'same as local: 6');
+    for (const key of rotationKeys) await field(page, key).locator('input').fill('');
+    fakeHost.written.length = 0;
+    await page.locator('#settings-save').click();
+    await page.locator('.form-status').getByText('Saved 2 settings to Workspace settings.').waitFor();
+    assert.deepEqual(fakeHost.written.map((w) => [w.key, w.value]), [['retention.monthly', 6], ['offsite.retention', {}]]);
+    await close();
+  });
+
+  test('the off-site rotation: a key the panel does not know is never dropped: the save is refused and says why', async () => {
+    const { page, close } = await openPage();
+    const db = state.databases[0];
+    fakeHost.ownRetention.set(db.id, { monthly: 24, hourly: 48 });
+    try {
+      await notify(page, 'panel/state/didChange', state);
+      await typeInto(page, 'offsite.retention.daily', '7');
+      fakeHost.written.length = 0;
+      await page.locator('#settings-save').click();
+      await page.locator('#f-offsite-retention-error').getByText(/^Off-site rotation has an unknown key hourly .*remove it in settings\.json first/).waitFor();
+      assert.match(await page.locator('.form-status').innerText(), /Not saved: 1 setting needs fixing/);
+      assert.deepEqual(fakeHost.written, []);
+      await page.locator('fieldset', { hasText: 'Off-site copy' }).screenshot({ path: path.join(results, 'panel-offsite-unknown-key.png') });
+    } finally {
+      fakeHost.ownRetention.clear();
+    }
+    await close();
+  });
+
   test('a failed Request rejects the caller: the preview says why', async () => {
     const { page, close } = await openPage();
     await page.evaluate(() => (window.__failNext['settings/retention/preview'] = 'the backups could not be listed'));
@@ -438,14 +517,17 @@ window.acquireVsCodeApi = () => ({
       await notify(page, 'panel/progress/didChange', { running: [{ id: 3, title: 'Lifeboat: verifying app-20260315T0600Z-scheduled.zip', phase: 'verifying', done: 7 * 1048576, total: 11 * 1048576 }] });
       await page.locator('#schedule-preview li').first().waitFor();
       await page.locator('#retention-preview p').first().waitFor();
+      await typeInto(page, 'offsite.retention.monthly', '24');
       await typeInto(page, 'retention.keepWithin', '2x');
       await page.locator('#f-retention-keepWithin-error').getByText(/duration/).waitFor();
+      await page.waitForFunction(() => document.querySelector('#f-offsite-retention-keepWithin')?.getAttribute('placeholder') === 'same as local: 2x');
       // The typing scrolled the form into view; the picture starts at the top.
       await page.evaluate(() => window.scrollTo(0, 0));
       await page.evaluate(() => document.fonts.ready);
       const file = path.join(results, `panel-${theme}.png`);
       await page.screenshot({ path: file, fullPage: true });
       assert.ok(statSync(file).size > 10_000, 'a real picture');
+      await page.locator('fieldset', { hasText: 'Off-site copy' }).screenshot({ path: path.join(results, `panel-offsite-${theme}.png`) });
       assert.deepEqual(errors, []);
       assert.deepEqual(await page.evaluate(() => window.__violations), [], 'no CSP violations');
       await close();

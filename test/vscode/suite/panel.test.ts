@@ -177,6 +177,61 @@ suite('Lifeboat: the Settings and Statistics panel', () => {
     await cfg.update('notifications', previous.notifications, vscode.ConfigurationTarget.Workspace);
   });
 
+  test('Save writes the off-site rotation as one object with only the keys set, {} when cleared; an unknown key is refused, not dropped', async () => {
+    const a = await api();
+    const file = path.join(ws(), '.vscode', 'settings.json');
+    const cfg = vscode.workspace.getConfiguration('lifeboat');
+    const previous = cfg.inspect('offsite.retention')?.workspaceValue;
+    const rotation = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [`offsite.retention.${k}`, v]));
+    const empty = { daily: '', weekly: '', monthly: '', keepWithin: '', keepEventBackups: '' };
+    const written = () => (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>)['lifeboat.offsite.retention'];
+    const inForce = async () => JSON.stringify((await a.folders())[0].settings.offsite.retention);
+    try {
+      const r = ok<{ saved: string[] }>(await request(a, 'settings/values/save', { db: dbPath(), scope: 'workspace', values: rotation({ ...empty, daily: 7, monthly: 24 }) }));
+      assert.deepEqual(r.saved, ['offsite.retention']);
+      assert.deepEqual(written(), { daily: 7, monthly: 24 });
+      await until('the off-site rotation in force', async () => (await inForce()) === JSON.stringify({ daily: 7, monthly: 24 }));
+      const shown = (await a.panel.buildState()).databases.find((d) => d.id === dbPath())!.settings;
+      assert.deepEqual(Object.keys(empty).map((k) => shown[`offsite.retention.${k}`]), [7, '', 24, '', ''], 'the form shows the keys set and empty fields for the rest');
+
+      const cleared = ok<{ saved: string[] }>(await request(a, 'settings/values/save', { db: dbPath(), scope: 'workspace', values: rotation(empty) }));
+      assert.deepEqual(cleared.saved, ['offsite.retention']);
+      assert.deepEqual(written(), {});
+      await until('no off-site rotation of its own', async () => (await inForce()) === '{}');
+
+      const bad = ok<{ saved: string[]; issues: { field: string }[] }>(await request(a, 'settings/values/save', { db: dbPath(), scope: 'workspace', values: rotation({ daily: -1, keepWithin: 'abc' }) }));
+      assert.deepEqual([bad.saved, bad.issues.map((i) => i.field).sort()], [[], ['lifeboat.offsite.retention.daily', 'lifeboat.offsite.retention.keepWithin']]);
+      assert.deepEqual(written(), {}, 'nothing written when a value is invalid');
+
+      // VS Code merges an object setting's scopes key by key: a key the User settings set cannot be cleared from the Workspace settings.
+      const previousUser = cfg.inspect('offsite.retention')?.globalValue;
+      try {
+        await cfg.update('offsite.retention', { monthly: 24 }, vscode.ConfigurationTarget.Global);
+        await until('the User settings\' monthly in force', async () => (await inForce()) === JSON.stringify({ monthly: 24 }));
+        const held = ok<{ saved: string[]; issues: { field: string; reason: string }[] }>(await request(a, 'settings/values/save', { db: dbPath(), scope: 'workspace', values: rotation({ ...empty, daily: 7 }) }));
+        assert.deepEqual([held.saved, held.issues.map((i) => i.field)], [[], ['lifeboat.offsite.retention.monthly']]);
+        assert.match(held.issues[0].reason, /the User settings set it to 24/);
+        assert.deepEqual(written(), {}, 'nothing written');
+        const user = ok<{ saved: string[]; issues: unknown[] }>(await request(a, 'settings/values/save', { db: dbPath(), scope: 'user', values: rotation({ ...empty, daily: 7 }) }));
+        assert.deepEqual([user.saved, user.issues], [['offsite.retention'], []]);
+        assert.deepEqual(cfg.inspect('offsite.retention')?.globalValue, { daily: 7 }, 'cleared where it was set');
+      } finally {
+        await cfg.update('offsite.retention', previousUser, vscode.ConfigurationTarget.Global);
+      }
+
+      // A key settings.json holds that the panel has no field for is kept, so the save is refused as the reader refuses it.
+      await cfg.update('offsite.retention', { monthly: 24, hourly: 48 }, vscode.ConfigurationTarget.Workspace);
+      const before = readFileSync(file, 'utf8');
+      const refused = ok<{ saved: string[]; issues: { field: string; reason: string }[] }>(await request(a, 'settings/values/save', { db: dbPath(), scope: 'workspace', values: rotation({ daily: 7 }) }));
+      assert.deepEqual(refused.saved, []);
+      assert.deepEqual(refused.issues.map((i) => i.field), ['lifeboat.offsite.retention']);
+      assert.match(refused.issues[0].reason, /unknown key hourly/);
+      assert.equal(readFileSync(file, 'utf8'), before, 'the object with its unknown key is left as it was');
+    } finally {
+      await cfg.update('offsite.retention', previous, vscode.ConfigurationTarget.Workspace);
+    }
+  });
+
   test('row actions run through the BackupService: Pin and Unpin change the catalog and the tree', async () => {
     const a = await api();
     const list = async () => new Engine().list(backupsDir());
